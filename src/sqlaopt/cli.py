@@ -1,0 +1,37 @@
+"""The ``sqlaopt`` command line: ``sqlaopt demo`` and ``sqlaopt indexes ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlaopt", description="Keep SQLAlchemy applications fast."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from . import _demo
+
+    _demo.register(commands)
+    try:
+        from .indexes import _cli as indexes_cli
+    except ImportError:  # the indexes package is optional while it is being built
+        pass
+    else:
+        indexes_cli.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
