@@ -1,0 +1,1 @@
+"""Declarative index spec (placeholder: being written)."""

@@ -1,0 +1,1 @@
+"""The performance report's loader bundles as presets (placeholder: being written)."""

@@ -1,0 +1,1 @@
+"""Portable query building blocks (placeholder: being written)."""
