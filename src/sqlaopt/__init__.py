@@ -1,3 +1,45 @@
-"""sqlaopt: keep SQLAlchemy 2.x applications fast."""
+"""sqlaopt: keep SQLAlchemy 2.x applications fast.
+
+- :func:`detect`, :func:`install`: runtime N+1 detection (raise in tests, log in production);
+- :func:`eager`, :class:`Preset`, :mod:`sqlaopt.presets`: loader-option presets;
+- :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
+- :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right.
+"""
+
+from ._errors import NPlusOneError, NPlusOneWarning, PresetError, QueryBudgetError, SqlaoptError
+from .detect import (
+    Detection,
+    QueryCount,
+    Report,
+    allow,
+    assert_max_queries,
+    count_queries,
+    detect,
+    install,
+    uninstall,
+)
+from .explain import assert_uses_index
+from .loading import Preset, assert_loaded, eager
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Detection",
+    "NPlusOneError",
+    "NPlusOneWarning",
+    "Preset",
+    "PresetError",
+    "QueryBudgetError",
+    "QueryCount",
+    "Report",
+    "SqlaoptError",
+    "allow",
+    "assert_loaded",
+    "assert_max_queries",
+    "assert_uses_index",
+    "count_queries",
+    "detect",
+    "eager",
+    "install",
+    "uninstall",
+]

@@ -17,12 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import _demo
 
     _demo.register(commands)
-    try:
-        from .indexes import _cli as indexes_cli
-    except ImportError:  # the indexes package is optional while it is being built
-        pass
-    else:
-        indexes_cli.register(commands)
+    from .indexes import _cli as indexes_cli
+
+    indexes_cli.register(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .models import (
@@ -52,22 +53,22 @@ def build_sample(session: Session, size: SampleSize = SampleSize(), *, seed: int
     rng = random.Random(seed)
     orgs = [Organization(id=i + 1, name=f"Shop {i + 1}") for i in range(size.organizations)]
     session.add_all(orgs)
-    barbers = [_user(i + 1, "barber", rng, orgs) for i in range(size.barbers)]
-    clients_users = [
-        _user(size.barbers + i + 1, "client", rng, orgs) for i in range(size.clients)
-    ]
-    session.add_all(barbers + clients_users)
-    session.flush()
-    session.add_all(_memberships(barbers + clients_users, orgs))
     services = [
         Service(id=i + 1, name=name, base_price=Decimal(price), duration_minutes=minutes,
                 organization_id=orgs[i % len(orgs)].id)
         for i, (name, price, minutes) in enumerate(SERVICES)
     ]
-    session.add_all(services)
-    session.flush()
+    barbers = [_user(i + 1, "barber", rng, orgs) for i in range(size.barbers)]
     for i, barber in enumerate(barbers):
+        # Set before the first flush: assigning to a persistent barber's collection would
+        # lazy-load the old one first (an N+1 the detector rightly reports).
         barber.services_offered = services[: 1 + i % len(services)]
+    clients_users = [
+        _user(size.barbers + i + 1, "client", rng, orgs) for i in range(size.clients)
+    ]
+    session.add_all(services + barbers + clients_users)
+    session.flush()
+    session.add_all(_memberships(barbers + clients_users, orgs))
     clients = [
         Client(id=i + 1, user_id=u.id, preferred_barber_id=barbers[i % len(barbers)].id,
                name=u.name, phone=f"555-01{i:02d}", total_spent=Decimal("0"))
@@ -81,7 +82,21 @@ def build_sample(session: Session, size: SampleSize = SampleSize(), *, seed: int
     )
     session.flush()
     _appointments(session, size.appointments, rng, barbers, clients, services)
+    session.flush()
+    _advance_sequences(session)
     session.commit()
+
+
+def _advance_sequences(session: Session) -> None:
+    """Explicit ids do not move PostgreSQL's sequences; move them past the sample's rows."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in ("organizations", "users", "user_organizations", "services", "clients",
+                  "appointments", "payments", "barber_availability", "ai_insight_cache"):
+        session.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+        ))
 
 
 def _user(user_id: int, role: str, rng: random.Random, orgs: list[Organization]) -> User:
