@@ -48,3 +48,8 @@ class PresetError(SqlaoptError):
 
 class NPlusOneWarning(UserWarning):
     """Issued in ``"warn"`` mode, once per N+1 per scope, pointing at the loop's line."""
+
+
+# Shown as ``sqlaopt.NPlusOneError`` in tracebacks, where users import them from.
+for _public in (SqlaoptError, NPlusOneError, QueryBudgetError, PresetError, NPlusOneWarning):
+    _public.__module__ = "sqlaopt"

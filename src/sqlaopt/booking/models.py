@@ -28,6 +28,7 @@ from sqlalchemy import (
     Time,
     func,
 )
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -48,8 +49,8 @@ Money = Numeric(10, 2)
 TimestampTZ = DateTime(timezone=True)
 
 
-class Base(DeclarativeBase):
-    """Declarative base of the reference schema."""
+class Base(AsyncAttrs, DeclarativeBase):
+    """Declarative base of the reference schema (with ``awaitable_attrs`` for asyncio)."""
 
 
 barber_services = Table(

@@ -72,20 +72,35 @@ def _kind(filename: str) -> int:
 class CallSite:
     """The user part of a call stack: a hashable key and the frame to report."""
 
-    __slots__ = ("code", "key", "lasti", "lineno")
+    __slots__ = ("code", "function", "key", "lasti", "lineno")
 
     def __init__(self, key: tuple[int, ...], frame: FrameType | None) -> None:
         self.key = key
-        self.code: CodeType | None = frame.f_code if frame is not None else None
-        self.lineno = frame.f_lineno if frame is not None else 0
-        self.lasti = frame.f_lasti if frame is not None else -1
+        self.code: CodeType | None = None
+        self.lineno, self.lasti, self.function = 0, -1, "?"
+        if frame is not None:
+            self.code, self.lineno, self.lasti = frame.f_code, frame.f_lineno, frame.f_lasti
+            self.function = _function_name(frame)
 
     @property
     def location(self) -> str:
         """``path/to/file.py:LINE in function`` of the reported frame."""
         if self.code is None:
             return "<unknown>"
-        return format_location(self.code.co_filename, self.lineno, self.code.co_name)
+        return format_location(self.code.co_filename, self.lineno, self.function)
+
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def _function_name(frame: FrameType) -> str:
+    """The function's name; for a comprehension, the function it is written in."""
+    name = frame.f_code.co_name
+    outer = frame.f_back
+    if name in _COMPREHENSIONS and outer is not None and outer.f_code.co_filename == \
+            frame.f_code.co_filename:
+        return outer.f_code.co_name
+    return name
 
 
 def capture(anchor: FrameType | None, skip: int = 2) -> CallSite | None:

@@ -1,0 +1,290 @@
+"""Async, threads, process-wide install, logging, production safety, memory, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+import threading
+import tracemalloc
+import warnings
+import weakref
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.pool import StaticPool
+
+import sqlaopt
+from sqlaopt.booking import build_sample
+from sqlaopt.booking.models import Appointment, Base, User
+from sqlaopt.detect import _orm
+
+# ---------------------------------------------------------------- asyncio
+
+
+def test_async_awaitable_attrs_loop_reports_the_application_line() -> None:
+    async def scenario() -> sqlaopt.Report:
+        engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        async with AsyncSession(engine) as s:
+            await s.run_sync(build_sample)
+        async with AsyncSession(engine) as s:
+            rows = (await s.scalars(select(Appointment).limit(5))).all()
+            with sqlaopt.detect("record") as report:
+                for a in rows:
+                    await a.awaitable_attrs.client
+        await engine.dispose()
+        return report
+
+    report = asyncio.run(scenario())
+    [d] = report.detections
+    assert d.target == "Appointment.client" and d.count >= 2
+    assert d.location.startswith("tests/detect/test_runtime.py:") and "in scenario" in d.location
+
+
+def test_async_decorator_and_task_isolation() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        async with AsyncSession(engine) as s:
+            await s.run_sync(build_sample)
+
+        async def one_lookup(appointment_id: int) -> None:
+            async with AsyncSession(engine) as own:
+                a = await own.get(Appointment, appointment_id)
+                assert a is not None
+                await a.awaitable_attrs.client
+
+        with sqlaopt.detect("record") as report:
+            # The same lines run once in each of two tasks, each with its own session.
+            await asyncio.gather(one_lookup(1), one_lookup(2))
+
+        @sqlaopt.detect()
+        async def loop() -> None:
+            async with AsyncSession(engine) as own:
+                for a in (await own.scalars(select(Appointment).limit(4))).all():
+                    await a.awaitable_attrs.service
+
+        raised: list[str] = []
+        try:
+            await loop()
+        except sqlaopt.NPlusOneError as error:
+            raised = [d.target for d in error.detections]
+        await engine.dispose()
+        return len(report.detections), raised
+
+    found, raised = asyncio.run(scenario())
+    assert found == 0
+    assert raised == ["Appointment.service"]
+
+
+# ---------------------------------------------------------------- threads
+
+
+def lookup_once(engine: Engine, appointment_id: int, barrier: threading.Barrier) -> None:
+    with Session(engine) as s:
+        a = s.get(Appointment, appointment_id)
+        assert a is not None
+        barrier.wait()
+        a.client  # noqa: B018
+
+
+def test_threads_with_their_own_sessions_are_not_an_n_plus_one(booking_engine: Engine) -> None:
+    sqlaopt.install("record")
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=lookup_once, args=(booking_engine, i, barrier))
+               for i in (1, 2)]
+    with sqlaopt.detect("record") as report:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert report.detections == [] and report.statements == 0  # threads don't share scopes
+
+
+# ---------------------------------------------------------------- install / log
+
+
+def outside_any_scope(function: Callable[[], None]) -> None:
+    """Run outside the pytest plugin's scope, as application code outside tests runs."""
+    contextvars.Context().run(function)
+
+
+
+def test_install_logs_once_per_n_plus_one_per_session(
+    booking_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    sqlaopt.install("log")
+    sqlaopt.install("log")  # idempotent
+    caplog.set_level(logging.WARNING, logger="sqlaopt")
+
+    def application() -> None:
+        for _ in range(2):  # two sessions: each is its own scope
+            s = Session(booking_engine)  # never closed: nothing may be lost
+            for a in s.scalars(select(Appointment).limit(6)).all():
+                a.client  # noqa: B018
+                a.payment  # noqa: B018
+
+    outside_any_scope(application)
+    records = [r for r in caplog.records if r.name == "sqlaopt.nplusone"]
+    assert sorted(r.relationship for r in records) == ["client", "client", "payment", "payment"]
+    record = records[0]
+    assert record.levelno == logging.WARNING
+    assert record.kind == "lazy_load" and record.model == "Appointment"
+    assert record.count == 2 and record.location.startswith("tests/detect/test_runtime.py:")
+    assert record.suggestion.startswith("joinedload(Appointment.")
+    message = record.getMessage()
+    assert "Appointment.client" in message or "Appointment.payment" in message
+    assert record.location in message and record.suggestion in message
+    sqlaopt.uninstall()
+    caplog.clear()
+    outside_any_scope(application)
+    assert not [r for r in caplog.records if r.name == "sqlaopt.nplusone"]
+
+
+def test_explicit_log_scope_logs_final_counts_when_it_ends(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="sqlaopt")
+    rows = session.scalars(select(Appointment).limit(7)).all()
+    with sqlaopt.detect("log"):
+        for a in rows:
+            a.payment  # noqa: B018
+        assert not caplog.records  # nothing yet: the count is still growing
+    [record] = caplog.records
+    assert record.count == 7 and record.relationship == "payment"
+
+
+def test_warn_mode_points_the_warning_at_the_loop(session: Session) -> None:
+    rows = session.scalars(select(Appointment).limit(3)).all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with sqlaopt.detect("warn"):
+            for a in rows:
+                a.payment  # noqa: B018
+    [w] = [w for w in caught if issubclass(w.category, sqlaopt.NPlusOneWarning)]
+    assert w.filename.endswith("test_runtime.py") and w.lineno > 0
+    assert "Appointment.payment" in str(w.message)
+
+
+def test_yield_per_with_selectinload(session: Session) -> None:
+    with sqlaopt.detect("record") as report:
+        result = session.scalars(
+            select(User).options(selectinload(User.appointments)).execution_options(yield_per=3)
+        )
+        users = [u.appointments for u in result]
+    assert len(users) > 3 and report.detections == []
+
+
+# ---------------------------------------------------------------- production safety
+
+
+def test_internal_error_is_logged_once_and_detection_goes_on(
+    session: Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = {"n": 0}
+    real = _orm.classify
+
+    def flaky(context: object) -> _orm.Load:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise RuntimeError("boom inside the detector")
+        return real(context)  # type: ignore[arg-type]
+
+    from sqlaopt.detect import _emit, _hook
+
+    monkeypatch.setattr(_hook, "classify", flaky)
+    monkeypatch.setattr(_emit, "_reported_errors", set())
+    rows = session.scalars(select(Appointment).limit(8)).all()
+    with caplog.at_level(logging.ERROR, logger="sqlaopt"), sqlaopt.detect("log") as report:
+        for a in rows:
+            a.client  # noqa: B018  (the first loads hit the failing detector: no exception)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "boom inside the detector" in errors[0].getMessage()
+    assert [d.target for d in report.detections] == ["Appointment.client"]
+
+
+def test_no_strong_references_after_the_scope(booking_engine: Engine) -> None:
+    with Session(booking_engine) as s:
+        rows = s.scalars(select(Appointment).limit(4)).all()
+        refs = [weakref.ref(a) for a in rows]
+        with sqlaopt.detect("record") as report:
+            for a in rows:
+                a.client  # noqa: B018
+        assert report.detections
+        del rows, a
+        s.expunge_all()
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_memory_stays_flat_across_100_000_scopes(booking_engine: Engine) -> None:
+    with booking_engine.connect() as conn:
+        statement = text("SELECT 1")
+
+        def scopes(n: int) -> None:
+            for _ in range(n):
+                with sqlaopt.detect("record"):
+                    pass
+            for _ in range(n // 100):  # every 100th scope also runs SQL and finds an N+1
+                with sqlaopt.detect("record") as report:
+                    for _ in range(2):
+                        conn.execute(statement)
+                assert report.detections
+
+        scopes(10_000)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        scopes(100_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    assert grown < 256 * 1024, f"grew by {grown} bytes"
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_input_gets_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"unknown mode 'rasie' \(did you mean 'raise'\?\); "
+                                         r"accepted: raise, warn, log, record, off"):
+        sqlaopt.detect("rasie")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threshold must be a positive integer"):
+            sqlaopt.detect(threshold=bad)  # type: ignore[arg-type]
+    for pattern in ("client", "Appointment..client", "Appointment.client; drop", ""):
+        with pytest.raises(ValueError, match="malformed allow pattern"):
+            sqlaopt.allow(pattern).__enter__()
+    with pytest.raises(ValueError, match="malformed allow pattern"):
+        sqlaopt.install(allow=["nope"])
+    with pytest.raises(TypeError, match="decorates a function or method"):
+        sqlaopt.detect()(42)  # type: ignore[type-var]
+    with pytest.raises(ValueError, match="non-negative integer"):
+        sqlaopt.assert_max_queries(-1).__enter__()
+
+
+def test_count_queries_and_budget(booking_engine: Engine) -> None:
+    session = Session(booking_engine)
+    with sqlaopt.count_queries() as queries:
+        session.execute(text("SELECT 1"))
+        session.scalars(select(User).limit(1)).all()
+        session.add(User(email="new@example.com", name="New", unified_role="client"))
+        session.flush()  # flush statements count too
+        session.rollback()
+    assert queries.count == 3 and queries.statements[0] == "SELECT 1"
+    assert queries.statements[2].startswith("INSERT INTO users")
+    with sqlaopt.assert_max_queries(2):
+        session.execute(text("SELECT 1"))
+    with pytest.raises(sqlaopt.QueryBudgetError) as caught, sqlaopt.assert_max_queries(1):
+        session.execute(text("SELECT 1"))
+        session.execute(text("SELECT 2"))
+    assert caught.value.statements == ["SELECT 1", "SELECT 2"]
+    assert "2 SQL statements ran, the budget is 1" in str(caught.value)
+    assert isinstance(caught.value, sqlaopt.SqlaoptError)
