@@ -89,7 +89,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     settings, report = item.stash[_scope_key]
     budget = _budget(item)
-    scope, token = enter(settings)
+    # The walk up the stack can stop at the test function: pytest's own frames are the same
+    # for every statement of the test.
+    test_function = getattr(getattr(item, "obj", None), "__code__", None)
+    scope, token = enter(settings, anchor=test_function)
     scope.report = report
     baseline = item.config.stash[_baseline_key]
     if baseline:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import Token
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 import wrapt
@@ -44,7 +45,7 @@ class detect:
         self._open: list[tuple[Scope, Token[Scope | None]]] = []
 
     def __enter__(self) -> Report:
-        scope, token = enter(self.settings, anchor=sys._getframe(1))
+        scope, token = enter(self.settings, anchor=_with_frame(sys._getframe(1)))
         self._open.append((scope, token))
         return scope.report
 
@@ -84,6 +85,17 @@ class detect:
                 leave(scope, token)
 
         return run(function)  # type: ignore[return-value]
+
+
+def _with_frame(frame: FrameType) -> FrameType:
+    """The frame running the ``with`` statement: inside a ``@contextmanager`` generator that is
+    the caller of contextlib, since the generator is not on the stack while the block runs."""
+    while frame.f_code.co_flags & inspect.CO_GENERATOR and frame.f_back is not None \
+            and frame.f_back.f_code.co_filename == contextlib.__file__:
+        frame = frame.f_back
+        while frame.f_back is not None and frame.f_code.co_filename == contextlib.__file__:
+            frame = frame.f_back
+    return frame
 
 
 def install(mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = ()) -> None:

@@ -16,16 +16,16 @@ from typing import Final
 
 import sqlalchemy
 
-__all__ = ["CallSite", "capture", "format_location"]
+__all__ = ["CallSite", "Site", "capture", "format_location"]
 
-MAX_FRAMES: Final = 40
+MAX_FRAMES: Final = 32
 
 # Frame kinds, by the file their code lives in.
 _ORM: Final = 0  # SQLAlchemy: never part of a call site
-_SCHEMA: Final = 4  # SQLAlchemy's reflection, DDL and dialect introspection: not the app's SQL
 _OWN: Final = 1  # sqlaopt's machinery: below user code it is skipped, above it ends the walk
-_LIBRARY: Final = 2  # stdlib and installed packages: part of the key, never the location
-_APP: Final = 3  # the application
+_SCHEMA: Final = 2  # SQLAlchemy's reflection, DDL and dialect introspection: not the app's SQL
+_LIBRARY: Final = 3  # stdlib and installed packages: part of the key, never the location
+_APP: Final = 4  # the application (kinds from _LIBRARY up are "user" frames)
 
 
 def _package_dir(module_file: str) -> str:
@@ -70,17 +70,32 @@ def _kind(filename: str) -> int:
 
 
 class CallSite:
-    """The user part of a call stack: a hashable key and the frame to report."""
+    """The user part of a call stack: a hashable key and the frame to report.
 
-    __slots__ = ("code", "function", "key", "lasti", "lineno")
+    The key holds (code id, instruction offset) pairs: the same code at the same instruction
+    is the same place, and ``f_lasti`` is a plain int where ``f_lineno`` is computed from the
+    line table on every read. Line numbers are worked out only when a detection is reported.
+    """
+
+    __slots__ = ("code", "function", "key", "lasti")
 
     def __init__(self, key: tuple[int, ...], frame: FrameType | None) -> None:
         self.key = key
         self.code: CodeType | None = None
-        self.lineno, self.lasti, self.function = 0, -1, "?"
+        self.lasti, self.function = -1, "?"
         if frame is not None:
-            self.code, self.lineno, self.lasti = frame.f_code, frame.f_lineno, frame.f_lasti
+            self.code, self.lasti = frame.f_code, frame.f_lasti
             self.function = _function_name(frame)
+
+    @property
+    def lineno(self) -> int:
+        """The line of the reported frame's current instruction."""
+        if self.code is None:
+            return 0
+        for start, end, line in self.code.co_lines():
+            if start <= self.lasti < end and line is not None:
+                return line
+        return self.code.co_firstlineno
 
     @property
     def location(self) -> str:
@@ -96,18 +111,80 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>
 def _function_name(frame: FrameType) -> str:
     """The function's name; for a comprehension, the function it is written in."""
     name = frame.f_code.co_name
-    outer = frame.f_back
-    if name in _COMPREHENSIONS and outer is not None and outer.f_code.co_filename == \
-            frame.f_code.co_filename:
-        return outer.f_code.co_name
+    if name in _COMPREHENSIONS:
+        outer = frame.f_back
+        if outer is not None and outer.f_code.co_filename == frame.f_code.co_filename:
+            return outer.f_code.co_name
     return name
 
 
-def capture(anchor: FrameType | None, skip: int = 2) -> CallSite | None:
-    """The call site of the code running now, up to ``anchor`` (the frame that opened the scope).
+Site = tuple[tuple[int, ...], "FrameType | None"]
+
+
+def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Site | None:
+    """The call site of the code running now, up to ``anchor`` (the frame that opened the
+    scope, or the code of the function it runs, e.g. a test function): its key and the frame to report (turn it into a :class:`CallSite` only when needed).
 
     None when the statement comes from SQLAlchemy's own schema work (``create_all``'s
     ``has_table`` checks, reflection): one ``create_all`` runs the same check per table.
+    """
+    frame = _innermost_user_frame(skip + 1)
+    if frame is _SCHEMA_WORK:
+        return None
+    return _walk_user_frames(frame, anchor)
+
+
+# Where the application's frame was found recently: (depth, code of the SQLAlchemy function it
+# called). sys._getframe(depth) walks in C and builds one frame object, where a Python walk
+# over SQLAlchemy's 10-20 frames builds them all (about 0.5 µs a frame). A hint is used only
+# when the same SQLAlchemy entry point sits at the same depth, so the frames skipped are the
+# ones the full walk saw when it learned the hint.
+_depth_hints: list[tuple[int, CodeType]] = []
+_SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
+
+
+def _innermost_user_frame(skip: int) -> FrameType | None:
+    for depth, entry in _depth_hints:
+        try:
+            callee = sys._getframe(skip + depth - 1)
+        except ValueError:
+            continue
+        frame = callee.f_back
+        if callee.f_code is entry and frame is not None \
+                and _kind(frame.f_code.co_filename) >= _LIBRARY:
+            return frame
+    return _find_user_frame(sys._getframe(skip), learn=True)
+
+
+def _find_user_frame(frame: FrameType | None, learn: bool) -> FrameType | None:
+    """Walk outward from ``frame`` to the first application or library frame; with ``learn``,
+    remember its depth as a hint."""
+    depth = 0
+    kinds = _kinds
+    callee = None
+    while frame is not None:
+        kind = kinds.get(frame.f_code.co_filename)
+        if kind is None:
+            kind = _kind(frame.f_code.co_filename)
+        if kind >= _LIBRARY:
+            if learn and callee is not None:
+                _learn((depth, callee.f_code))
+            return frame
+        if kind == _SCHEMA:
+            return _SCHEMA_WORK
+        callee, frame = frame, frame.f_back
+        depth += 1
+    return None
+
+
+def _learn(hint: tuple[int, CodeType]) -> None:
+    if hint not in _depth_hints:
+        _depth_hints.insert(0, hint)
+        del _depth_hints[8:]
+
+
+def _walk_user_frames(frame: FrameType | None, anchor: FrameType | CodeType | None) -> Site:
+    """Key the user frames from ``frame`` outward; report the innermost application frame.
 
     Under asyncio SQLAlchemy runs ORM work in a child greenlet whose stack holds only
     SQLAlchemy frames; the caller waits in the parent greenlet, so the walk continues there.
@@ -115,30 +192,34 @@ def capture(anchor: FrameType | None, skip: int = 2) -> CallSite | None:
     key: list[int] = []
     location: FrameType | None = None
     first_user: FrameType | None = None
-    frame: FrameType | None = sys._getframe(skip)
     glet = None
+    if frame is None:
+        glet, frame = _parent_frame(None)
+        frame = _find_user_frame(frame, learn=False) if frame is not None else None
+        if frame is _SCHEMA_WORK:
+            frame = None
+    kinds = _kinds
     while True:
         while frame is not None:
-            kind = _kind(frame.f_code.co_filename)
-            if kind == _SCHEMA:
-                return None
-            if kind == _ORM or (kind == _OWN and not key):
-                frame = frame.f_back
-                continue
-            if kind == _OWN:
-                return CallSite(tuple(key), location or first_user)
-            key.append(id(frame.f_code))
-            key.append(frame.f_lineno)
-            if first_user is None:
-                first_user = frame
-            if location is None and kind == _APP:
-                location = frame
-            if frame is anchor or len(key) >= 2 * MAX_FRAMES:
-                return CallSite(tuple(key), location or first_user)
+            code = frame.f_code
+            kind = kinds.get(code.co_filename)
+            if kind is None:
+                kind = _kind(code.co_filename)
+            if kind >= _LIBRARY:
+                key.append(id(code))
+                key.append(frame.f_lasti)
+                if first_user is None:
+                    first_user = frame
+                if location is None and kind == _APP:
+                    location = frame
+                if frame is anchor or code is anchor or len(key) >= 2 * MAX_FRAMES:
+                    return tuple(key), location or first_user
+            elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
+                return tuple(key), location or first_user
             frame = frame.f_back
         glet, frame = _parent_frame(glet)
         if frame is None:
-            return CallSite(tuple(key), location or first_user)
+            return tuple(key), location or first_user
 
 
 def _parent_frame(glet: object) -> tuple[object, FrameType | None]:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
-from ._callsite import capture
+from ._callsite import CallSite, capture
 from ._emit import emit, internal_error
 from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify
 from ._scope import Scope, Settings, active_scope
@@ -88,7 +88,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
     site = capture(scope.anchor, skip=3)
     if site is None:
         return
-    key = (load.kind, target, _lane(), site.key)
+    key = (load.kind, target, _lane(), site[0])
     counts = scope.counts
     count = counts.get(key, 0) + 1
     if len(counts) >= _MAX_KEYS:
@@ -100,7 +100,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
     if count > threshold:
         scope.bump(key, count)
         return
-    detection = build_detection(load, site, context, statement, count)
+    detection = build_detection(load, CallSite(*site), context, statement, count)
     if scope.add(detection, key) and (scope.settings.mode == "raise" or not scope.explicit):
         emit(detection, scope.settings.mode)
 

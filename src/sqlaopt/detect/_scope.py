@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Final
 
 from .._names import did_you_mean
@@ -94,7 +94,7 @@ class Scope:
         self,
         settings: Settings,
         *,
-        anchor: FrameType | None = None,
+        anchor: FrameType | CodeType | None = None,
         label: str | None = None,
         explicit: bool = True,
     ) -> None:

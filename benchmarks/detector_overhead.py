@@ -1,0 +1,152 @@
+"""What the N+1 detector costs: sqlaopt's log and record modes against no detector.
+
+Three workloads, run in one process with the conditions interleaved in every repetition
+(rotating their order), each reported as the median of the per-repetition ratios to
+"no detector" (paired, so drift in machine load cancels out):
+
+(a) load-heavy: 10,000 appointments loaded with client, service and payment eagerly;
+(b) lazy-heavy: a loop causing 1,000 lazy loads;
+(c) statement-heavy: 5,000 small selects.
+
+    uv run python benchmarks/detector_overhead.py                       # SQLite in memory
+    uv run python benchmarks/detector_overhead.py --url postgresql+psycopg://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.pool import StaticPool
+
+import sqlaopt
+from sqlaopt.booking import SampleSize, build_sample
+from sqlaopt.booking.models import Appointment, Base
+
+Workload = Callable[[Engine], None]
+
+
+def load_heavy(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = s.scalars(select(Appointment).options(
+            joinedload(Appointment.client), joinedload(Appointment.service),
+            selectinload(Appointment.payment),
+        ).limit(10_000)).unique().all()
+        assert len(rows) == 10_000
+
+
+def lazy_heavy(engine: Engine) -> None:
+    with Session(engine) as s:
+        for a in s.scalars(select(Appointment).order_by(Appointment.id).limit(1_000)).all():
+            a.payment  # noqa: B018  (one lazy load per appointment)
+
+
+def statement_heavy(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 5_001):
+            s.execute(select(Appointment.status).where(Appointment.id == i)).one()
+
+
+WORKLOADS: dict[str, Workload] = {
+    "(a) load-heavy: 10,000 rows eagerly": load_heavy,
+    "(b) lazy-heavy: 1,000 lazy loads": lazy_heavy,
+    "(c) statement-heavy: 5,000 selects": statement_heavy,
+}
+
+
+@contextlib.contextmanager
+def no_detector() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def log_mode() -> Iterator[None]:
+    """Production set-up: install("log"), each Session its own scope."""
+    sqlaopt.install("log")
+    try:
+        yield
+    finally:
+        sqlaopt.uninstall()
+
+
+@contextlib.contextmanager
+def record_mode() -> Iterator[None]:
+    with sqlaopt.detect("record"):
+        yield
+
+
+CONDITIONS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
+    "none": no_detector, "sqlaopt log": log_mode, "sqlaopt record": record_mode,
+}
+
+
+def prepare(url: str | None) -> Engine:
+    if url is None:
+        engine = create_engine("sqlite://", poolclass=StaticPool)
+    else:
+        engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        build_sample(s, SampleSize(organizations=4, barbers=40, clients=2_000,
+                                   appointments=10_000))
+    return engine
+
+
+def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
+            workloads: dict[str, Workload] = WORKLOADS) -> dict[str, dict[str, list[float]]]:
+    """Seconds per (workload, condition), one list entry per repetition, interleaved."""
+    times: dict[str, dict[str, list[float]]] = {w: {c: [] for c in conditions} for w in workloads}
+    names = list(conditions)
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for workload_name, workload in workloads.items():
+            for name in order:
+                with conditions[name]():
+                    start = time.perf_counter()
+                    workload(engine)
+                    times[workload_name][name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio_table(times: dict[str, dict[str, list[float]]], baseline: str = "none") -> str:
+    conditions = [c for c in next(iter(times.values())) if c != baseline]
+    lines = ["| workload | none (median) | " + " | ".join(f"{c} ratio" for c in conditions) + " |",
+             "|---|---|" + "---|" * len(conditions)]
+    for workload, by_condition in times.items():
+        base = by_condition[baseline]
+        cells = [
+            f"{statistics.median(t / b for t, b in zip(by_condition[c], base, strict=True)):.3f}"
+            for c in conditions
+        ]
+        lines.append(f"| {workload} | {statistics.median(base) * 1000:.1f} ms | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=None, help="database URL (default: SQLite in memory)")
+    parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
+    args = parser.parse_args()
+    logging.getLogger("sqlaopt").addHandler(logging.NullHandler())
+    logging.getLogger("sqlaopt").propagate = False
+    engine = prepare(args.url)
+    for workload in WORKLOADS.values():  # warm caches and connections
+        workload(engine)
+    times = measure(engine, CONDITIONS, args.reps)
+    print(f"database: {engine.dialect.name}, repetitions: {args.reps}, "
+          "ratio = median over repetitions of (condition time / no-detector time)\n")
+    print(ratio_table(times))
+    Base.metadata.drop_all(engine)
+
+
+if __name__ == "__main__":
+    main()
