@@ -88,10 +88,7 @@ CONDITIONS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
 
 
 def prepare(url: str | None) -> Engine:
-    if url is None:
-        engine = create_engine("sqlite://", poolclass=StaticPool)
-    else:
-        engine = create_engine(url)
+    engine = create_engine(url) if url else create_engine("sqlite://", poolclass=StaticPool)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     with Session(engine) as s:

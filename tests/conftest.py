@@ -41,7 +41,7 @@ def _private_database(admin_url: str, what: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
             conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as error:  # noqa: BLE001 - any connection failure means "unreachable"
+    except Exception as error:  # any connection failure means "unreachable"
         _unreachable(what, error)
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:

@@ -108,7 +108,9 @@ def wsgi_app(engine: Engine) -> Any:
     return app
 
 
-def test_wsgi_covers_a_streamed_body(booking_engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+def test_wsgi_covers_a_streamed_body(
+    booking_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="sqlaopt")
     app = WSGIMiddleware(wsgi_app(booking_engine), mode="log")
     environ: dict[str, Any] = {"PATH_INFO": "/stream", "REQUEST_METHOD": "GET"}

@@ -79,14 +79,16 @@ def oracle(booking_engine: Engine) -> Iterator[Counter[tuple[str, str]]]:
     event.remove(Session, "do_orm_execute", count_lazy_loads)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(program=st.lists(loop, min_size=1, max_size=6), threshold=st.integers(1, 3))
 def test_flagged_exactly_when_a_relationship_repeats_from_one_stack(
     booking_engine: Engine, oracle: Counter[tuple[str, str]],
     program: list[tuple[str, str, list[int], bool]], threshold: int,
 ) -> None:
     oracle.clear()
-    with Session(booking_engine) as session, sqlaopt.detect("record", threshold=threshold) as report:
+    with Session(booking_engine) as session, \
+            sqlaopt.detect("record", threshold=threshold) as report:
         for name, site, ids, eager in program:
             model, attribute = RELATIONSHIPS[name]
             query = select(model).where(model.id.in_(ids))

@@ -36,11 +36,11 @@ _SQLALCHEMY_DIR = _package_dir(sqlalchemy.__file__ or "")
 _SQLAOPT_DIR = os.path.dirname(_package_dir(__file__).rstrip(os.sep)) + os.sep
 # The reference booking flows are application code from the detector's point of view.
 _BOOKING_DIR = _SQLAOPT_DIR + "booking" + os.sep
-_SCHEMA_PLACES = tuple(
-    _SQLALCHEMY_DIR + p
-    for p in ("dialects" + os.sep, os.path.join("engine", "reflection.py"),
-              os.path.join("sql", "ddl.py"))
-) + ("<sqlalchemy generated cache()",)
+_SCHEMA_PLACES = (
+    *(_SQLALCHEMY_DIR + p for p in ("dialects" + os.sep, os.path.join("engine", "reflection.py"),
+                                     os.path.join("sql", "ddl.py"))),
+    "<sqlalchemy generated cache()",
+)
 _LIBRARY_DIRS = tuple(
     {
         os.path.abspath(p) + os.sep
@@ -123,7 +123,8 @@ Site = tuple[tuple[int, ...], "FrameType | None"]
 
 def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Site | None:
     """The call site of the code running now, up to ``anchor`` (the frame that opened the
-    scope, or the code of the function it runs, e.g. a test function): its key and the frame to report (turn it into a :class:`CallSite` only when needed).
+    scope, or the code of the function it runs, e.g. a test function): its key and the frame
+    to report (turned into a :class:`CallSite` only when a detection is made).
 
     None when the statement comes from SQLAlchemy's own schema work (``create_all``'s
     ``has_table`` checks, reflection): one ``create_all`` runs the same check per table.
