@@ -1,0 +1,338 @@
+"""sqlaopt's detector against the other SQLAlchemy N+1 tools, in one run.
+
+1. Detection: a shared set of scenarios, each either an N+1 (must be found) or not (must stay
+   silent); per tool: true positives, false positives, misses.
+2. Overhead: the workloads of ``detector_overhead.py``, conditions interleaved, each tool's
+   time as the median per-repetition ratio to no detector.
+
+The peers are installed for this run only, never as project dependencies:
+
+    uv run --with queryspy --with pytest-queryguard --with nplusone \\
+        python benchmarks/peers.py [--url postgresql+psycopg://postgres@127.0.0.1/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+import sqlaopt
+from sqlaopt.booking.models import Appointment, Base, Client, Service, User
+
+from detector_overhead import WORKLOADS, measure, prepare, ratio_table
+
+# ---------------------------------------------------------------- scenarios
+
+
+def _appointments(s: Session, n: int = 6) -> list[Appointment]:
+    return list(s.scalars(select(Appointment).order_by(Appointment.id).limit(n)))
+
+
+def many_to_one_loop(engine: Engine) -> None:
+    with Session(engine) as s:
+        for a in _appointments(s):
+            a.payment  # noqa: B018
+
+
+def one_to_many_loop(engine: Engine) -> None:
+    with Session(engine) as s:
+        for u in s.scalars(select(User).limit(5)).all():
+            u.appointments  # noqa: B018
+
+
+def many_to_many_loop(engine: Engine) -> None:
+    with Session(engine) as s:
+        for service in s.scalars(select(Service)).all():
+            service.barbers  # noqa: B018
+
+
+def model_method_loop(engine: Engine) -> None:
+    with Session(engine) as s:
+        for u in s.scalars(select(User).limit(5)).all():
+            u.get_role_in_organization(1)
+
+
+def repeated_get(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 6):
+            s.get(Client, i)
+
+
+def repeated_select(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 6):
+            s.execute(select(Appointment.price).where(Appointment.id == i)).one()
+
+
+def column_loads_after_commit(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = _appointments(s)
+        s.commit()
+        for a in rows:
+            a.status  # noqa: B018
+
+
+def async_loop(engine: Engine) -> None:
+    async def run() -> None:
+        url = engine.url.render_as_string(hide_password=False)
+        async_url = url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+            "postgresql+psycopg://", "postgresql+psycopg_async://")
+        async_engine = create_async_engine(async_url)
+        async with AsyncSession(async_engine) as s:
+            for a in (await s.scalars(select(Appointment).limit(5))).all():
+                await a.awaitable_attrs.payment
+        await async_engine.dispose()
+
+    asyncio.run(run())
+
+
+def one_lazy_load(engine: Engine) -> None:
+    with Session(engine) as s:
+        _appointments(s)[0].client  # noqa: B018
+
+
+def eager_loaded(engine: Engine) -> None:
+    with Session(engine) as s:
+        for u in s.scalars(select(User).options(selectinload(User.appointments))).all():
+            u.appointments  # noqa: B018
+        for a in s.scalars(select(Appointment).options(joinedload(Appointment.client))):
+            a.client  # noqa: B018
+
+
+def identity_map_hits(engine: Engine) -> None:
+    with Session(engine) as s:
+        services = s.scalars(select(Service)).all()
+        for a in _appointments(s):
+            assert a.service in services
+
+
+def first_then_one_load(engine: Engine) -> None:
+    with Session(engine) as s:
+        first = s.scalars(select(Appointment)).first()
+        assert first is not None
+        first.client  # noqa: B018
+
+
+def two_relationships_once(engine: Engine) -> None:
+    with Session(engine) as s:
+        a = _appointments(s, 1)[0]
+        a.client  # noqa: B018
+        a.service  # noqa: B018
+
+
+def core_query_once(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM appointments")).scalar()
+
+
+def flush_many_rows(engine: Engine) -> None:
+    with Session(engine) as s:
+        s.add_all(Client(name=f"walk-in {i}") for i in range(10))
+        s.flush()
+        s.rollback()
+
+
+def schema_work(engine: Engine) -> None:
+    Base.metadata.create_all(engine)  # checkfirst: one has_table per table
+
+
+def two_threads_same_line(engine: Engine) -> None:
+    def lookup(appointment_id: int) -> None:
+        with Session(engine) as s:
+            a = s.get(Appointment, appointment_id)
+            assert a is not None
+            a.payment  # noqa: B018
+
+    threads = [threading.Thread(target=lookup, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+SCENARIOS: dict[str, tuple[bool, Callable[[Engine], None]]] = {
+    "many-to-one loop": (True, many_to_one_loop),
+    "one-to-many loop": (True, one_to_many_loop),
+    "many-to-many loop": (True, many_to_many_loop),
+    "model method in a loop": (True, model_method_loop),
+    "session.get() in a loop": (True, repeated_get),
+    "select by id in a loop": (True, repeated_select),
+    "expired columns after commit": (True, column_loads_after_commit),
+    "asyncio awaitable_attrs loop": (True, async_loop),
+    "one lazy load after .all()": (False, one_lazy_load),
+    "joinedload / selectinload": (False, eager_loaded),
+    "many-to-one in identity map": (False, identity_map_hits),
+    ".first() then one lazy load": (False, first_then_one_load),
+    "two relationships once each": (False, two_relationships_once),
+    "Core query once": (False, core_query_once),
+    "flush of 10 new rows": (False, flush_many_rows),
+    "create_all (schema checks)": (False, schema_work),
+    "same line in two threads": (False, two_threads_same_line),
+}
+
+# ---------------------------------------------------------------- tools
+
+
+@dataclass
+class Tool:
+    name: str
+    scope: Callable[[], contextlib.AbstractContextManager[Any]]
+    found: Callable[[Any], bool]  # given what the scope yielded, after it closed
+    limits: str
+
+
+def sqlaopt_tool() -> Tool:
+    return Tool("sqlaopt", lambda: sqlaopt.detect("record"),
+                lambda report: bool(report.detections), "")
+
+
+def queryspy_tool() -> Tool | None:
+    try:
+        queryspy = importlib.import_module("queryspy")
+    except ImportError:
+        return None
+
+    return Tool("queryspy", lambda: queryspy.record(),
+                lambda rec: bool(rec.findings(threshold=2)),
+                "test-focused: no production log mode or per-request middleware for logging")
+
+
+def queryguard_tool() -> Tool | None:
+    try:
+        api = importlib.import_module("pytest_queryguard.api")
+    except ImportError:
+        return None
+
+    def found(log: Any) -> bool:
+        try:
+            log.assert_no_nplusone(relationship_threshold=2, repeat_threshold=2,
+                                   column_load_threshold=2)
+        except AssertionError:
+            return True
+        return False
+
+    return Tool("pytest-queryguard", api.record_queries, found,
+                "pytest only; thresholds are at least 2 and repeats default to 5")
+
+
+UNAVAILABLE: list[str] = []
+
+
+def nplusone_tool() -> Tool | None:
+    try:
+        importlib.import_module("nplusone.ext.sqlalchemy")
+        profiler = importlib.import_module("nplusone.core.profiler")
+        exceptions = importlib.import_module("nplusone.core.exceptions")
+    except ImportError:
+        return None
+    except AttributeError as error:  # it patches SQLAlchemy internals that 2.1 renamed
+        UNAVAILABLE.append(f"nplusone 1.0: cannot even be imported on this SQLAlchemy ({error})")
+        return None
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[list[bool]]:
+        raised: list[bool] = []
+        try:
+            with profiler.Profiler():
+                yield raised
+        except exceptions.NPlusOneError:
+            raised.append(True)
+
+    return Tool("nplusone 1.0", scope, lambda raised: bool(raised),
+                "patches Query.__iter__, which 2.0-style session.execute() never calls")
+
+
+def detection_matrix(engine: Engine, tools: list[Tool]) -> str:
+    lines = ["| scenario | N+1? | " + " | ".join(t.name for t in tools) + " |",
+             "|---|---|" + "---|" * len(tools)]
+    totals = {t.name: {"tp": 0, "fp": 0, "miss": 0, "error": 0} for t in tools}
+    for name, (expected, scenario) in SCENARIOS.items():
+        cells = []
+        for tool in tools:
+            try:
+                with tool.scope() as handle:
+                    scenario(engine)
+                found = tool.found(handle)
+            except Exception as error:  # a tool that breaks the scenario: reported as such
+                cells.append(f"error ({type(error).__name__})")
+                totals[tool.name]["error"] += 1
+                continue
+            verdict = {(True, True): "found", (True, False): "**missed**",
+                       (False, True): "**false alarm**", (False, False): "silent"}[expected, found]
+            key = {"found": "tp", "**missed**": "miss", "**false alarm**": "fp"}.get(verdict)
+            if key:
+                totals[tool.name][key] += 1
+            cells.append(verdict)
+        lines.append(f"| {name} | {'yes' if expected else 'no'} | " + " | ".join(cells) + " |")
+    n_plus_ones = sum(expected for expected, _ in SCENARIOS.values())
+    lines.append("")
+    lines.append("| tool | true positives | false positives | misses | errors |")
+    lines.append("|---|---|---|---|---|")
+    for tool in tools:
+        t = totals[tool.name]
+        lines.append(f"| {tool.name} | {t['tp']}/{n_plus_ones} | {t['fp']} | {t['miss']} | "
+                     f"{t['error']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=None,
+                        help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions for overhead")
+    args = parser.parse_args()
+    logging.getLogger("sqlaopt").addHandler(logging.NullHandler())
+    logging.getLogger("sqlaopt").propagate = False
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.url or f"sqlite:///{os.path.join(folder, 'peers.db')}"
+        engine = prepare(url)
+        tools = [t for t in (sqlaopt_tool(), queryspy_tool(), queryguard_tool(), nplusone_tool())
+                 if t is not None]
+        print(f"database: {engine.dialect.name}; tools: {', '.join(t.name for t in tools)}\n")
+        print("## Detection\n")
+        print(detection_matrix(engine, tools))
+        conditions: dict[str, Callable[[], Any]] = {"none": contextlib.nullcontext}
+        for tool in tools:
+            if tool.name != "nplusone 1.0":  # detects nothing on 2.x: its cost says nothing
+                conditions[tool.name] = _timed_scope(tool)
+        for workload in WORKLOADS.values():
+            workload(engine)
+        print(f"\n## Overhead ({args.reps} interleaved repetitions)\n")
+        print(ratio_table(measure(engine, conditions, args.reps)))
+        print("\n## What each peer cannot do\n")
+        for tool in tools:
+            if tool.limits:
+                print(f"- {tool.name}: {tool.limits}")
+        for reason in UNAVAILABLE:
+            print(f"- {reason}")
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _timed_scope(tool: Tool) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """The tool's scope including its end-of-scope analysis, which is part of its cost."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[None]:
+        with tool.scope() as handle:
+            yield
+        tool.found(handle)
+
+    return scope
+
+
+if __name__ == "__main__":
+    main()
