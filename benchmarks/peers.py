@@ -25,14 +25,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 import sqlaopt
-from sqlaopt.booking.models import Appointment, Base, Client, Service, User
-
 from detector_overhead import WORKLOADS, measure, prepare, ratio_table
+from sqlaopt.booking.models import Appointment, Base, Client, Service, User
 
 # ---------------------------------------------------------------- scenarios
 
