@@ -44,7 +44,8 @@ def _lazy(load: Load, site: CallSite, statement: str, count: int) -> Detection:
     rels = load.chain
     fix = ".".join(_hop(p) for p in rels)
     root = rels[0].parent.class_.__name__
-    preset = covering_preset(root, tuple(p.key for p in rels))
+    # Only presets that bind to the application's own models may be suggested.
+    preset = covering_preset(root, tuple(p.key for p in rels), target=rels[0].parent.class_)
     if preset:
         fix += f" or use {preset}"
     last = rels[-1]

@@ -1,24 +1,16 @@
-"""Loader-option presets (placeholder: being written)."""
+"""Loader-option presets: eager loading by dotted path, with the strategy chosen per hop.
+
+- :func:`eager` turns ``(User, "appointments.client")`` into loader options;
+- :class:`Preset` declares such paths once, by class name, and binds them to any model base;
+- :func:`assert_loaded` checks in tests that paths were loaded, without emitting SQL;
+- :func:`covering_preset` names the built-in preset (``sqlaopt.presets``) that covers a path.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from ._assert import assert_loaded
+from ._cover import covering_preset
+from ._eager import eager
+from ._preset import Preset
 
 __all__ = ["Preset", "assert_loaded", "covering_preset", "eager"]
-
-
-def eager(root: Any, *paths: str) -> tuple[Any, ...]:
-    raise NotImplementedError
-
-
-class Preset:
-    def __init__(self, root: str, *paths: str, name: str | None = None, doc: str | None = None):
-        raise NotImplementedError
-
-
-def assert_loaded(instances: Any, *paths: str) -> None:
-    raise NotImplementedError
-
-
-def covering_preset(model: str, path: tuple[str, ...]) -> str | None:
-    return None
