@@ -51,7 +51,16 @@ def test_duplicate_paths_are_dropped() -> None:
     assert Preset("User", "appointments", "appointments").paths == ("appointments",)
 
 
-def test_repr_rebuilds_an_equivalent_preset() -> None:
+@pytest.fixture
+def only_reference_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests map a second base with the same class names; pin the reference one."""
+    from sqlaopt.booking import models
+    from sqlaopt.loading import _preset
+
+    monkeypatch.setattr(_preset, "unique_mapped_class", lambda name: getattr(models, name, None))
+
+
+def test_repr_rebuilds_an_equivalent_preset(only_reference_models: None) -> None:
     forced = Preset("User", "appointments:subquery.client", "payments", name="FORCED")
     assert repr(forced) == (
         "Preset('User', 'appointments:subquery.client:joined', 'payments:selectin', "
@@ -123,9 +132,8 @@ def test_explain_counts_immediate_hops_per_parent_row() -> None:
     )
 
 
-def test_repr_shows_the_strategy_chosen_for_each_hop() -> None:
+def test_repr_shows_the_strategy_chosen_for_each_hop(only_reference_models: None) -> None:
     from sqlaopt import presets
-    from sqlaopt.booking import models  # noqa: F401  (the only mapped User and Payment)
 
     assert repr(presets.USER_APPOINTMENTS_WITH_CLIENTS) == (
         "Preset('User', 'appointments:selectin.client:joined', "
@@ -135,5 +143,10 @@ def test_repr_shows_the_strategy_chosen_for_each_hop() -> None:
         "Preset('Payment', 'appointment:joined.client:joined', 'user:joined', "
         "name='PAYMENT_DETAILS')"
     )
-    unbound = sqlaopt.Preset("NoSuchModel", "a.b")
-    assert repr(unbound) == "Preset('NoSuchModel', 'a.b')"
+
+
+def test_repr_without_a_unique_root_shows_the_declared_paths() -> None:
+    from sqlaopt.loading._resolve import unique_mapped_class
+
+    assert unique_mapped_class("NoSuchModel") is None
+    assert repr(Preset("NoSuchModel", "a.b:selectin")) == "Preset('NoSuchModel', 'a.b:selectin')"
