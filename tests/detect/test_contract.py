@@ -40,7 +40,7 @@ def test_many_to_one_in_a_loop(session: Session) -> None:
     # Services 1-3 are shared: only the loads that hit the database count.
     assert d.count == len({a.service_id for a in rows})
     assert d.suggestion == (
-        "joinedload(Appointment.service) or use sqlaopt.presets.APPOINTMENT_DETAILS"
+        "joinedload(Appointment.service) or use sqlaopt.presets.APPOINTMENT_DETAILS"  # smallest
     )
     assert d.location.startswith("tests/detect/test_contract.py:")
     assert d.location.endswith("in test_many_to_one_in_a_loop")

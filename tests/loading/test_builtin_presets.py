@@ -132,8 +132,10 @@ def test_get_role_in_organization_loop_is_fixed_by_user_organizations(
 @pytest.mark.parametrize(
     ("model", "path", "expected"),
     [
-        ("Appointment", ("client",), "sqlaopt.presets.APPOINTMENT_DETAILS"),
-        ("Appointment", ("payment",), "sqlaopt.presets.APPOINTMENT_DETAILS"),
+        # DAILY_SCHEDULE (2 paths) is the smallest preset covering client and payment.
+        ("Appointment", ("client",), "sqlaopt.presets.DAILY_SCHEDULE"),
+        ("Appointment", ("payment",), "sqlaopt.presets.DAILY_SCHEDULE"),
+        ("Appointment", ("service",), "sqlaopt.presets.APPOINTMENT_DETAILS"),
         ("User", ("appointments",), "sqlaopt.presets.USER_APPOINTMENTS_WITH_CLIENTS"),
         ("User", ("appointments", "client"), "sqlaopt.presets.USER_APPOINTMENTS_WITH_CLIENTS"),
         ("User", ("user_organizations", "organization"), "sqlaopt.presets.USER_ORGANIZATIONS"),
@@ -170,9 +172,9 @@ def test_covering_preset_names_resolve_to_the_preset() -> None:
 def test_covering_preset_can_skip_presets_that_do_not_bind(
     lacking_payment: BackendModels,
 ) -> None:
-    # Appointment.client is in APPOINTMENT_DETAILS first, but these models have no
-    # Appointment.payment, so that preset would fail; DAILY_SCHEDULE needs payment too.
+    # Appointment.client is covered by DAILY_SCHEDULE and APPOINTMENT_DETAILS, but these
+    # models have no Appointment.payment, which both presets load: neither binds.
     assert covering_preset("Appointment", ("client",), target=Base) == (
-        "sqlaopt.presets.APPOINTMENT_DETAILS"
+        "sqlaopt.presets.DAILY_SCHEDULE"
     )
     assert covering_preset("Appointment", ("client",), target=lacking_payment.base) is None

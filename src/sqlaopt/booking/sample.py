@@ -66,7 +66,7 @@ def build_sample(session: Session, size: SampleSize = SampleSize(), *, seed: int
     clients_users = [
         _user(size.barbers + i + 1, "client", rng, orgs) for i in range(size.clients)
     ]
-    session.add_all(services + barbers + clients_users)
+    session.add_all([*services, *barbers, *clients_users])
     session.flush()
     session.add_all(_memberships(barbers + clients_users, orgs))
     clients = [

@@ -20,20 +20,21 @@ _LOADS_NOTHING = frozenset({"raise", "noload"})
 def covering_preset(
     model: str, path: tuple[str, ...], *, target: object = None
 ) -> str | None:
-    """The dotted name of the first preset in ``sqlaopt.presets`` that loads ``path``.
+    """The dotted name of the smallest preset in ``sqlaopt.presets`` that loads ``path``.
 
     ``model`` is the class name of the root model and ``path`` the relationship keys from it,
     e.g. ``("User", ("appointments", "client"))``. A preset covers the path when its root is
     ``model`` and the keys follow its paths from the root, hop by hop, without reaching a hop
-    forced to ``raise`` or ``noload``; it may load more than the path. Presets are tried in
-    the order ``sqlaopt.presets`` defines them. With ``target`` (anything
+    forced to ``raise`` or ``noload``; it may load more than the path. Of the presets that
+    cover it, the one with the fewest paths wins (it loads the least that is not asked
+    for); ties go to the one ``sqlaopt.presets`` defines first. With ``target`` (anything
     :meth:`Preset.options` accepts), presets that do not bind to those models are skipped.
 
     Returns e.g. ``"sqlaopt.presets.APPOINTMENT_DETAILS"``, or None when no preset covers
     the path, the path is empty, or anything goes wrong: this function never raises.
     """
     try:
-        return _first_covering(model, _keys(path), target)
+        return _smallest_covering(model, _keys(path), target)
     except Exception:  # must never raise, see the module docstring
         return None
 
@@ -43,24 +44,26 @@ def _keys(path: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(path.split(".")) if isinstance(path, str) else tuple(path)
 
 
-def _first_covering(model: str, keys: tuple[str, ...], target: object) -> str | None:
+def _smallest_covering(model: str, keys: tuple[str, ...], target: object) -> str | None:
     if not keys:
         return None
     from .. import presets  # here, not at the top: sqlaopt.presets imports this package
 
     public = set(presets.__all__)
-    # vars() keeps definition order; __all__ is kept sorted, which would make the choice
+    # vars() keeps definition order; __all__ is kept sorted, which would make the tie-break
     # depend on the alphabet rather than on the order the module presents its presets in.
-    for attribute, preset in vars(presets).items():
-        if (
-            attribute in public
-            and isinstance(preset, Preset)
-            and preset.root == model
-            and _covers(preset, keys)
-            and _binds(preset, target)
-        ):
-            return f"{presets.__name__}.{attribute}"
-    return None
+    covering = [
+        (len(preset.paths), attribute)
+        for attribute, preset in vars(presets).items()
+        if attribute in public
+        and isinstance(preset, Preset)
+        and preset.root == model
+        and _covers(preset, keys)
+        and _binds(preset, target)
+    ]
+    if not covering:
+        return None
+    return f"{presets.__name__}.{min(covering, key=lambda c: c[0])[1]}"
 
 
 def _covers(preset: Preset, keys: tuple[str, ...]) -> bool:
