@@ -1,12 +1,17 @@
 """Every ```python block in docs/*.md and README.md runs.
 
 The blocks of one page share a namespace and run in order, in a fresh context (outside this
-test's own N+1 scope, as application code outside a test suite would run).
+test's own N+1 scope, as application code outside a test suite would run). A page that
+contains the marker ``<!-- docs-test: exact output -->`` promises more: a ```text block right
+after an example is exactly what that example prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import io
+import itertools
 import re
 from pathlib import Path
 
@@ -16,21 +21,51 @@ import sqlaopt
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"])
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```\n(\s*)", re.MULTILINE | re.DOTALL)
+EXACT_OUTPUT = "<!-- docs-test: exact output -->"
 
 
-def python_blocks(page: Path) -> list[str]:
-    return BLOCK.findall(page.read_text())
+def examples(page: Path) -> list[tuple[str, str | None]]:
+    """(code, the text block right after it or None) for each python block of ``page``."""
+    blocks = list(FENCE.finditer(page.read_text()))
+    pairs: list[tuple[str, str | None]] = []
+    for index, block in enumerate(blocks):
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        if block.group(1) != "python":
+            continue
+        # The fence pattern swallows the blank lines after a block, so an output block starts
+        # exactly where this one's match ends.
+        output = (following.group(2) if following is not None and following.group(1) == "text"
+                  and following.start() == block.end() else None)
+        pairs.append((block.group(2), output))
+    return pairs
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)],
-                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def page_id(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=page_id)
 def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    exact = EXACT_OUTPUT in page.read_text()
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     try:
-        for number, block in enumerate(python_blocks(page), 1):
-            code = compile(block, f"{page.name} (python block {number})", "exec")
-            contextvars.Context().run(exec, code, namespace)
+        for number, (code, expected) in enumerate(examples(page), 1):
+            printed = io.StringIO()
+            compiled = compile(code, f"{page.name} (python block {number})", "exec")
+            with contextlib.redirect_stdout(printed):
+                contextvars.Context().run(exec, compiled, namespace)
+            if exact and expected is not None:
+                assert printed.getvalue() == expected, f"example {number} of {page_id(page)}"
     finally:
         sqlaopt.uninstall()
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if EXACT_OUTPUT in p.read_text()],
+                         ids=page_id)
+def test_exact_output_pages_show_outputs_only_after_examples(page: Path) -> None:
+    languages = [m.group(1) for m in FENCE.finditer(page.read_text())]
+    for before, language in itertools.pairwise(languages):
+        if language == "text":
+            assert before == "python", f"{page_id(page)}: a text block must follow an example"

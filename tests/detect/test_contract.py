@@ -286,3 +286,13 @@ def test_same_loop_in_separate_scopes_counts_separately(session: Session) -> Non
         with sqlaopt.detect("record") as report:
             a.client  # noqa: B018
         assert report.detections == []
+
+
+def test_repeated_writes_and_ddl_are_not_n_plus_ones(session: Session) -> None:
+    with sqlaopt.detect("record") as report:
+        for i in range(3):
+            session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS scratch (x INTEGER)"))
+            session.execute(text("INSERT INTO scratch (x) VALUES (:x)"), {"x": i})
+            session.execute(text("SELECT x FROM scratch WHERE x = :x"), {"x": i}).all()
+    assert [(d.kind, d.count) for d in report.detections] == [("repeated_statement", 3)]
+    assert report.detections[0].statement.startswith("SELECT x FROM scratch")

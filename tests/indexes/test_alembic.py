@@ -61,7 +61,6 @@ def upgrade(config: Config, conn: Connection, revision: str = "head") -> None:
 
 
 # Alembic inspects each table with the same catalog queries, which the N+1 detector flags.
-@pytest.mark.nplusone(mode="off")
 def test_autogenerate_picks_up_applied_indexes_and_then_sees_no_difference(
     pg_engine: Engine,
 ) -> None:

@@ -48,7 +48,6 @@ def test_mysql_family_statements(dialect: str) -> None:
 
 
 # Running each statement twice is the point here; the N+1 detector would call it a repeat.
-@pytest.mark.nplusone(mode="off")
 def test_sqlite_statements_run_and_run_again(sqlite_engine: Engine) -> None:
     metadata = reference_copy()
     metadata.create_all(sqlite_engine)

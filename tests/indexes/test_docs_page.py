@@ -1,13 +1,11 @@
-"""docs/indexes.md: the REPORT table is generated from REPORT, and every example runs."""
+"""docs/indexes.md: the REPORT table is generated from REPORT (tests/test_docs.py runs the
+page's examples)."""
 
 from __future__ import annotations
 
-import contextvars
 import os
 import re
 from pathlib import Path
-
-import pytest
 
 from sqlaopt.indexes._docs import BEGIN, END, report_table
 
@@ -24,14 +22,3 @@ def test_the_report_table_is_current() -> None:
         PAGE.write_text(page[:start] + current + page[end:])
         page = PAGE.read_text()
     assert page[start:end] == current, "docs/indexes.md is stale: SQLAOPT_UPDATE_DOCS=1 pytest ..."
-
-
-@pytest.mark.nplusone(mode="off")  # the page's examples are application code, not this test's
-def test_every_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "docs_indexes"}
-    blocks = BLOCK.findall(PAGE.read_text())
-    assert len(blocks) >= 5
-    for number, block in enumerate(blocks, 1):
-        code = compile(block, f"indexes.md (python block {number})", "exec")
-        contextvars.Context().run(exec, code, namespace)

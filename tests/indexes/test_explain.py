@@ -60,7 +60,6 @@ def test_sqlite_primary_keys_and_automatic_indexes_are_not_named_indexes(shop: E
 
 
 # The same statement explained twice on purpose (a stale cached plan would repeat the first).
-@pytest.mark.nplusone(mode="off")
 def test_a_dropped_index_is_not_reported_from_a_cached_plan(shop: Engine) -> None:
     statement = select(orders.c.id).where(orders.c.customer == "ann")
     with shop.connect() as conn:

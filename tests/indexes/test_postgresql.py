@@ -200,7 +200,6 @@ def test_a_session_is_a_bind(pg_engine: Engine) -> None:
 
 
 # The same statements run twice on purpose (idempotency), which the N+1 detector would flag.
-@pytest.mark.nplusone(mode="off")
 def test_ddl_statements_run_as_printed_and_again(pg_engine: Engine) -> None:
     bare_tables(pg_engine)
     with pg_engine.connect() as conn:

@@ -8,6 +8,7 @@ own scope machinery (decorator, pytest hook, middleware), or after ``MAX_FRAMES`
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -36,10 +37,23 @@ _SQLALCHEMY_DIR = _package_dir(sqlalchemy.__file__ or "")
 _SQLAOPT_DIR = os.path.dirname(_package_dir(__file__).rstrip(os.sep)) + os.sep
 # The reference booking flows are application code from the detector's point of view.
 _BOOKING_DIR = _SQLAOPT_DIR + "booking" + os.sep
-_SCHEMA_PLACES = (
-    *(_SQLALCHEMY_DIR + p for p in ("dialects" + os.sep, os.path.join("engine", "reflection.py"),
-                                     os.path.join("sql", "ddl.py"))),
-    "<sqlalchemy generated cache()",
+def _installed_package_dir(name: str) -> str | None:
+    """Where package ``name`` is installed, without importing it."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return _package_dir(origin) if origin else None
+
+
+_SCHEMA_PLACES = tuple(
+    place
+    for place in (
+        *(_SQLALCHEMY_DIR + p for p in ("dialects" + os.sep,
+                                         os.path.join("engine", "reflection.py"),
+                                         os.path.join("sql", "ddl.py"))),
+        "<sqlalchemy generated cache()",
+        _installed_package_dir("alembic"),  # migrations and autogenerate: schema work too
+    )
+    if place
 )
 _LIBRARY_DIRS = tuple(
     {

@@ -76,6 +76,17 @@ class Load:
 
 _STATEMENT = Load(STATEMENT)
 _IGNORE = Load(IGNORE)
+_READ_KEYWORDS = ("SELECT", "WITH", "VALUES", "TABLE")
+
+
+def _reads(context: ExecutionContext) -> bool:
+    """Whether a Core or text statement reads rows. Only reads can be an N+1: a loop of DDL,
+    ``SET`` or maintenance statements is not one."""
+    compiled_statement = getattr(context.compiled, "statement", None)
+    if getattr(compiled_statement, "is_select", False):
+        return True
+    sql = getattr(context, "statement", "") or ""
+    return sql.lstrip(" \t\r\n(").upper().startswith(_READ_KEYWORDS)
 
 
 def classify(context: ExecutionContext) -> Load:
@@ -86,7 +97,7 @@ def classify(context: ExecutionContext) -> Load:
     options = context.execution_options
     load_options = options.get("_sa_orm_load_options")
     if load_options is None:
-        return _STATEMENT
+        return _STATEMENT if _reads(context) else _IGNORE
     compile_options = getattr(
         getattr(context.compiled, "compile_state", None), "compile_options", None
     )

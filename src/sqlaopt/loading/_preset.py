@@ -11,7 +11,7 @@ from sqlalchemy.orm.interfaces import LoaderOption
 from .._errors import PresetError
 from ._eager import PlannedHop, build_options, per_row_hops, plan, statement_count
 from ._paths import Branch, merge_paths, parse_path
-from ._resolve import find_mapped_class, mapper_of, unique_mapped_class
+from ._resolve import find_mapped_class, mapper_of
 
 __all__ = ["Preset"]
 
@@ -25,11 +25,11 @@ class Preset:
     here; names are checked against the models by :meth:`options`.
 
     Presets are immutable and hashable (equal when root, paths, name and doc are equal).
-    ``repr()`` is the constructor call without ``doc``. While exactly one mapped class has the
-    root's name (the usual case in an application), every hop shows the strategy chosen for
-    it as a suffix, e.g. ``Preset('User', 'appointments:selectin.client:joined', ...)``;
-    otherwise the paths as declared. :meth:`explain` shows the strategies and the statement
-    count on given models. ``a + b`` combines two presets of the same root.
+    ``repr()`` is the constructor call without ``doc``: root, paths with any forced suffixes,
+    and name; it does not depend on which models are loaded. A hop without a suffix gets the
+    rule's strategy (``joined`` for a scalar, ``selectin`` for a collection) from the models it
+    is bound to: :meth:`explain` shows them, with the statement count. ``a + b`` combines two
+    presets of the same root.
     """
 
     __slots__ = ("_branches", "_doc", "_name", "_paths", "_root")
@@ -140,28 +140,10 @@ class Preset:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        paths = self._paths_with_strategies() or self._paths
-        arguments = [repr(self._root), *map(repr, paths)]
+        arguments = [repr(self._root), *map(repr, self._paths)]
         if self._name is not None:
             arguments.append(f"name={self._name!r}")
         return f"Preset({', '.join(arguments)})"
-
-    def _paths_with_strategies(self) -> tuple[str, ...] | None:
-        """Each leaf path with every hop's chosen strategy, or None when the root class is
-        not mapped exactly once or the paths do not fit it."""
-        root = unique_mapped_class(self._root)
-        if root is None:
-            return None
-        try:
-            hops = plan(mapper_of(root), self._branches)
-        except PresetError:
-            return None
-        strategy = {hop.location: hop.strategy for hop in hops}
-        leaves = [loc for loc in strategy if not any(o.startswith(loc + ".") for o in strategy)]
-        return tuple(
-            ".".join(f"{key}:{strategy['.'.join(keys[: i + 1])]}" for i, key in enumerate(keys))
-            for keys in (leaf.split(".") for leaf in leaves)
-        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The default reduction restores slots with setattr, which immutability forbids.

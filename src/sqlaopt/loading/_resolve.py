@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from sqlalchemy import inspect
@@ -11,7 +10,7 @@ from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty, registr
 from .._errors import PresetError
 from .._names import did_you_mean
 
-__all__ = ["find_mapped_class", "mapper_of", "relationship_of", "unique_mapped_class"]
+__all__ = ["find_mapped_class", "mapper_of", "relationship_of"]
 
 _QUERY_ONLY = frozenset({"dynamic", "write_only"})
 
@@ -119,13 +118,3 @@ def _describe(target: object) -> str:
         return "the given registry"
     return f"the registry of {target.__name__ if isinstance(target, type) else repr(target)}"
 
-
-def unique_mapped_class(name: str) -> type[Any] | None:
-    """The one mapped class called ``name`` across every registry, or None (none or several).
-
-    Only ``repr`` uses it: SQLAlchemy keeps its registries in a private weak mapping
-    (``sqlalchemy.orm.mapper._mapper_registries``, on 2.0.25 and 2.1); without it, None.
-    """
-    registries = getattr(sys.modules.get("sqlalchemy.orm.mapper"), "_mapper_registries", {})
-    found = {m.class_ for reg in list(registries) for m in reg.mappers if m.class_.__name__ == name}
-    return found.pop() if len(found) == 1 else None
