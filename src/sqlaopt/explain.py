@@ -18,17 +18,16 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
 
+from ._bind import Bind, connection_for
 from ._errors import SqlaoptError
 from ._names import did_you_mean
 
@@ -41,7 +40,6 @@ __all__ = [
     "indexes_used",
 ]
 
-Bind = Engine | Connection | Session
 Statement = ClauseElement | str
 
 _SQLITE_INDEX = re.compile(r"\bUSING (?:COVERING )?INDEX (\S+)")
@@ -60,19 +58,6 @@ class Plan:
     sql: str
     text: str
     indexes: frozenset[str]
-
-
-@contextmanager
-def _connection(bind: Bind) -> Iterator[Connection]:
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            yield conn
-    elif isinstance(bind, Connection):
-        yield bind
-    elif isinstance(bind, Session):
-        yield bind.connection()
-    else:
-        raise TypeError(f"bind must be an Engine, Connection or Session, not {bind!r}")
 
 
 class _Explain(Executable, ClauseElement):
@@ -116,7 +101,7 @@ def explain(bind: Bind, statement: Statement) -> Plan:
     ``bind`` is an Engine, a Connection (session settings such as ``SET enable_seqscan =
     off`` apply) or a Session.
     """
-    with _connection(bind) as conn:
+    with connection_for(bind) as conn:
         prefix, suffix, read = _reader(conn)
         sql, rows = _run(conn, statement, prefix, suffix)
         return read(sql, rows)
@@ -129,7 +114,7 @@ def explain_executed(bind: Bind, sql: str, parameters: Any = None) -> Plan:
     Use it for the statements a piece of code actually ran; use :func:`explain` for a
     statement object you hold.
     """
-    with _connection(bind) as conn:
+    with connection_for(bind) as conn:
         prefix, suffix, read = _reader(conn)
         rows = list(conn.exec_driver_sql(f"{prefix} {sql}{suffix}", parameters or ()))
         return read(sql, rows)
@@ -204,7 +189,7 @@ def _existence_hint(bind: Bind, statement: Statement, name: str) -> str:
     tables = [t for t in froms if isinstance(t, Table)]
     if not tables:
         return ""
-    with _connection(bind) as conn:
+    with connection_for(bind) as conn:
         known = set(read_live(conn, tables).indexes)
     if name in known:
         return ""

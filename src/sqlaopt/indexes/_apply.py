@@ -5,16 +5,16 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from sqlalchemy import MetaData, Table
 
-from .._names import did_you_mean
 from ._build import MARK, SchemaObject, build, owned_entry, private_copy, schema_items
 from ._dialects import DIALECTS, DialectStatus, dialect_status
 from ._errors import IndexSpecError, IndexSpecWarning
+from ._named import NamedSequence
 from ._report import REPORT
 from ._resolve import OnMissing, Renames, Resolution, find_table, resolve
 from ._spec import Entry, ExclusionSpec, Spec, as_spec
@@ -54,36 +54,15 @@ class EntryResult:
 
 
 @dataclass(frozen=True)
-class ApplyResult(Sequence[EntryResult]):
+class ApplyResult(NamedSequence[EntryResult]):
     """The outcome of :func:`apply`, one :class:`EntryResult` per spec entry, in spec order;
     index it by position or entry name."""
 
     entries: tuple[EntryResult, ...]
 
-    @overload
-    def __getitem__(self, key: int) -> EntryResult: ...
-    @overload
-    def __getitem__(self, key: str) -> EntryResult: ...
-    @overload
-    def __getitem__(self, key: slice) -> Sequence[EntryResult]: ...
-    def __getitem__(self, key: int | str | slice) -> EntryResult | Sequence[EntryResult]:
-        if isinstance(key, str):
-            for entry in self.entries:
-                if entry.name == key:
-                    return entry
-            raise KeyError(f"no entry named {key!r}{did_you_mean(key, self.names)}")
-        return self.entries[key]
+    def _items(self) -> tuple[EntryResult, ...]:
+        return self.entries
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[EntryResult]:
-        return iter(self.entries)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Entry names, in spec order."""
-        return tuple(e.name for e in self.entries)
 
     def with_status(self, status: EntryStatus) -> tuple[str, ...]:
         """Names of the entries with this schema-level status."""

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from .._names import did_you_mean
+from .._bind import connection_for
 from ._apply import Plan, PlanItem, format_table, plan
 from ._dialects import dialect_key
-from ._errors import IndexSpecError
 from ._introspect import LiveIndex, LiveSchema, read_live
+from ._named import NamedSequence
 from ._predicates import Canonical, PredicateParseError, canonical, parse_predicate, predicate_sql
 from ._render import offline_dialect
 from ._report import REPORT
@@ -29,7 +28,6 @@ __all__ = [
     "RedundantIndex",
     "check",
     "check_plan",
-    "connection_for",
     "fingerprint",
 ]
 
@@ -65,7 +63,7 @@ class RedundantIndex:
 
 
 @dataclass(frozen=True)
-class CheckResult(Sequence[EntryCheck]):
+class CheckResult(NamedSequence[EntryCheck]):
     """The outcome of :func:`check`: one :class:`EntryCheck` per spec entry, in spec order
     (index by position or name), and the redundant indexes found on the same tables."""
 
@@ -73,26 +71,8 @@ class CheckResult(Sequence[EntryCheck]):
     entries: tuple[EntryCheck, ...]
     redundant: tuple[RedundantIndex, ...] = ()
 
-    @overload
-    def __getitem__(self, key: int) -> EntryCheck: ...
-    @overload
-    def __getitem__(self, key: str) -> EntryCheck: ...
-    @overload
-    def __getitem__(self, key: slice) -> Sequence[EntryCheck]: ...
-    def __getitem__(self, key: int | str | slice) -> EntryCheck | Sequence[EntryCheck]:
-        if isinstance(key, str):
-            for entry in self.entries:
-                if entry.name == key:
-                    return entry
-            names = [e.name for e in self.entries]
-            raise KeyError(f"no entry named {key!r}{did_you_mean(key, names)}")
-        return self.entries[key]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[EntryCheck]:
-        return iter(self.entries)
+    def _items(self) -> tuple[EntryCheck, ...]:
+        return self.entries
 
     @property
     def problems(self) -> tuple[EntryCheck, ...]:
@@ -120,20 +100,6 @@ class CheckResult(Sequence[EntryCheck]):
 
     def __str__(self) -> str:
         return self.table()
-
-
-@contextmanager
-def connection_for(bind: Engine | Connection | Session) -> Iterator[Connection]:
-    """A connection for ``bind``: a new one for an Engine, the given one otherwise."""
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            yield conn
-    elif isinstance(bind, Connection):
-        yield bind
-    elif isinstance(bind, Session):
-        yield bind.connection()
-    else:
-        raise IndexSpecError(f"bind must be an Engine, Connection or Session, not {bind!r}")
 
 
 def check(

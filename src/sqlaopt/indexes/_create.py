@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Session
 
-from .._names import did_you_mean
 from ._apply import PlanItem, format_table, plan
 from ._check import EntryCheck, check_plan
 from ._dialects import dialect_key, needs_btree_gist
 from ._errors import IndexBuildError, IndexSpecError
+from ._named import NamedSequence
 from ._render import BTREE_GIST, create_statement, drop_statement
 from ._report import REPORT
 from ._spec import Entry, Spec
@@ -40,7 +40,7 @@ class CreateAction:
 
 
 @dataclass(frozen=True)
-class CreateResult(Sequence[CreateAction]):
+class CreateResult(NamedSequence[CreateAction]):
     """The outcome of :func:`create`: one :class:`CreateAction` per entry, in spec order."""
 
     dialect: str
@@ -48,26 +48,8 @@ class CreateResult(Sequence[CreateAction]):
     #: Statements run before the entries (``CREATE EXTENSION IF NOT EXISTS btree_gist``).
     preamble: tuple[str, ...] = ()
 
-    @overload
-    def __getitem__(self, key: int) -> CreateAction: ...
-    @overload
-    def __getitem__(self, key: str) -> CreateAction: ...
-    @overload
-    def __getitem__(self, key: slice) -> Sequence[CreateAction]: ...
-    def __getitem__(self, key: int | str | slice) -> CreateAction | Sequence[CreateAction]:
-        if isinstance(key, str):
-            for action in self.actions:
-                if action.name == key:
-                    return action
-            names = [a.name for a in self.actions]
-            raise KeyError(f"no entry named {key!r}{did_you_mean(key, names)}")
-        return self.actions[key]
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def __iter__(self) -> Iterator[CreateAction]:
-        return iter(self.actions)
+    def _items(self) -> tuple[CreateAction, ...]:
+        return self.actions
 
     @property
     def statements(self) -> tuple[str, ...]:

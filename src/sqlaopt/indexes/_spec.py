@@ -7,7 +7,7 @@ Everything here is plain, immutable data validated on construction: a malformed 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
@@ -21,6 +21,7 @@ from ._expressions import (
     indexed_date_trunc,
     indexed_tsrange,
 )
+from ._named import NamedSequence
 from ._predicates import Condition, Predicate, coerce_predicate
 
 __all__ = [
@@ -458,7 +459,7 @@ Entry = IndexSpec | ExclusionSpec
 
 
 @dataclass(frozen=True)
-class Spec(Sequence[Entry]):
+class Spec(NamedSequence[Entry]):
     """An ordered, validated collection of entries; index it by position or by entry name.
 
     Names are unique across the spec, and no GiST index may duplicate an exclusion
@@ -485,28 +486,15 @@ class Spec(Sequence[Entry]):
     def __getitem__(self, key: int | str | slice) -> Entry | Spec:
         if isinstance(key, slice):
             return Spec(self.entries[key])
-        if isinstance(key, str):
-            for entry in self.entries:
-                if entry.name == key:
-                    return entry
-            raise KeyError(f"no entry named {key!r}{did_you_mean(key, self.names)}")
-        return self.entries[key]
+        return super().__getitem__(key)
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[Entry]:
-        return iter(self.entries)
+    def _items(self) -> tuple[Entry, ...]:
+        return self.entries
 
     def __contains__(self, item: object) -> bool:
         if isinstance(item, str):
             return item in self.names
         return item in self.entries
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The entry names, in order."""
-        return tuple(entry.name for entry in self.entries)
 
     def only(self, *names: str) -> Spec:
         """The entries with these names (in spec order)."""
