@@ -14,19 +14,18 @@ shows, per index, predicates that do not match.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Connection, Engine, Select, func, select, text
+from sqlalchemy import Connection, Select, func, select, text
 
 from sqlaopt.booking import SampleSize
 from sqlaopt.booking.models import AIInsightCache, Appointment, Client, Payment, User
 from sqlaopt.explain import IndexNotUsedError, assert_uses_index, indexes_used
-from sqlaopt.indexes import apply, create, indexed_date, indexed_date_trunc
+from sqlaopt.indexes import REPORT, indexed_date, indexed_date_trunc
 
-from .conftest import fill_sample, in_schema, memory_sqlite, reference_copy
+from .conftest import sample_with_indexes
 
 # The sample's appointments run from 2025-07-01 to 07-05, one ISO week: the values below
 # select a small part of it, as the report's dashboards do on a large table.
@@ -41,39 +40,7 @@ SIZE = SampleSize(organizations=3, barbers=12, clients=200, appointments=1500)
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest) -> Iterator[Connection]:
     """A connection to the sample data with every REPORT index built."""
-    if request.param == "sqlite":
-        engine = memory_sqlite()
-        metadata = reference_copy()
-        apply(metadata)
-        metadata.create_all(engine)
-        fill_sample(engine, SIZE)
-        # No ANALYZE on SQLite: with statistics of a 3-organization sample it prefers
-        # skip-scans of a covering index, a choice that only holds for so few organizations.
-        with engine.connect() as conn:
-            yield conn
-        engine.dispose()
-        return
-    yield from _postgresql(request)
-
-
-def _postgresql(request: pytest.FixtureRequest) -> Iterator[Connection]:
-    pg_url: str = request.getfixturevalue("pg_url")
-    admin: Engine = request.getfixturevalue("pg_admin")
-    schema = f"ix_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    engine = in_schema(pg_url, schema)
-    reference_copy().create_all(engine)
-    fill_sample(engine, SIZE)
-    create(engine)  # CONCURRENTLY, as in production
-    with engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        # Tiny tables: ask whether the index can serve the query, not whether it is cheapest.
-        conn.execute(text("SET enable_seqscan = off"))
-        yield conn
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    yield from sample_with_indexes(request, REPORT, SIZE)
 
 
 def completed_revenue_since() -> Select[tuple[Decimal, int]]:

@@ -27,7 +27,7 @@ from ._errors import IndexBuildError, IndexSpecError, IndexSpecWarning
 from ._expressions import DATE_TRUNC_UNITS, indexed_date, indexed_date_trunc, indexed_tsrange
 from ._predicates import Condition, eq, ge, gt, in_, is_null, le, lt, ne, not_null
 from ._render import ddl
-from ._report import REPORT, REPORT_ORIGINS
+from ._report import REPORT, REPORT_ORIGINS, SUPPLEMENT
 from ._spec import (
     MAX_NAME_LENGTH,
     DateOf,
@@ -47,6 +47,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "REPORT",
     "REPORT_ORIGINS",
+    "SUPPLEMENT",
     "ApplyResult",
     "CheckResult",
     "Condition",

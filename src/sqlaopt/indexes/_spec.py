@@ -496,6 +496,12 @@ class Spec(NamedSequence[Entry]):
             return item in self.names
         return item in self.entries
 
+    def __add__(self, other: Spec) -> Spec:
+        """Both specs' entries, this one's first (names must stay unique)."""
+        if not isinstance(other, Spec):
+            return NotImplemented
+        return Spec((*self.entries, *other.entries))
+
     def only(self, *names: str) -> Spec:
         """The entries with these names (in spec order)."""
         self._check_known(names)
