@@ -9,6 +9,7 @@ own scope machinery (decorator, pytest hook, middleware), or after ``MAX_FRAMES`
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 import sysconfig
@@ -17,7 +18,7 @@ from typing import Final
 
 import sqlalchemy
 
-__all__ = ["CallSite", "Site", "capture", "format_location"]
+__all__ = ["CallSite", "LastSite", "Site", "capture", "format_location"]
 
 MAX_FRAMES: Final = 32
 
@@ -135,7 +136,29 @@ def _function_name(frame: FrameType) -> str:
 Site = tuple[tuple[int, ...], "FrameType | None"]
 
 
-def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Site | None:
+class LastSite:
+    """The previous call site of a scope, to answer a loop's next statement without a walk.
+
+    When the innermost application frame is the same live frame object at the same
+    instruction, and not a generator or coroutine frame (which can be resumed from another
+    stack), none of its callers can have changed since: they are suspended in the calls that
+    lead to it. So the previous key is still exact. Holds one frame, for the scope's lifetime.
+    """
+
+    __slots__ = ("frame", "lasti", "site")
+
+    def __init__(self) -> None:
+        self.frame: FrameType | None = None
+        self.lasti = -1
+        self.site: Site | None = None
+
+
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def capture(
+    anchor: FrameType | CodeType | None, skip: int = 2, last: LastSite | None = None
+) -> Site | None:
     """The call site of the code running now, up to ``anchor`` (the frame that opened the
     scope, or the code of the function it runs, e.g. a test function): its key and the frame
     to report (turned into a :class:`CallSite` only when a detection is made).
@@ -146,7 +169,13 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Site | None:
     frame = _innermost_user_frame(skip + 1)
     if frame is _SCHEMA_WORK:
         return None
-    return _walk_user_frames(frame, anchor)
+    if last is None or frame is None or frame.f_code.co_flags & _RESUMABLE:
+        return _walk_user_frames(frame, anchor)
+    if frame is last.frame and frame.f_lasti == last.lasti and last.site is not None:
+        return last.site
+    site = _walk_user_frames(frame, anchor)
+    last.frame, last.lasti, last.site = frame, frame.f_lasti, site
+    return site
 
 
 # Where the application's frame was found recently: (depth, code of the SQLAlchemy function it

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
-from ._callsite import CallSite, capture
+from ._callsite import CallSite, LastSite, capture
 from ._emit import emit, internal_error
 from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify
 from ._scope import Scope, Settings, active_scope
@@ -87,7 +87,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
     load, target = _target(classify(context), context, statement)
     if load.kind == IGNORE:
         return
-    site = capture(scope.anchor, skip=3)
+    site = capture(scope.anchor, 3, scope.last_site)
     if site is None:
         return
     key = (load.kind, target, _lane(), site[0])
@@ -185,6 +185,7 @@ def leave(scope: Scope, token: Token[Scope | None]) -> None:
     except ValueError:  # closed from another context (e.g. a WSGI iterable's close())
         active_scope.set(scope.parent)
     _release()
+    scope.last_site = LastSite()  # drop the frame it holds
     if scope.parent is not None:
         scope.parent.report.statements += scope.report.statements
     if scope.settings.mode in ("warn", "log"):

@@ -16,6 +16,7 @@ from types import CodeType, FrameType
 from typing import Final
 
 from .._names import did_you_mean
+from ._callsite import LastSite
 from ._report import Detection, Report
 
 __all__ = [
@@ -86,8 +87,8 @@ class Scope:
     """
 
     __slots__ = (
-        "anchor", "counts", "explicit", "found", "label", "parent", "report", "settings",
-        "tolerated",
+        "anchor", "counts", "explicit", "found", "label", "last_site", "parent", "report",
+        "settings", "tolerated",
     )
 
     def __init__(
@@ -106,6 +107,7 @@ class Scope:
         self.counts: dict[tuple[object, ...], int] = {}
         self.found: dict[tuple[object, ...], Detection | None] = {}
         self.parent: Scope | None = None
+        self.last_site = LastSite()
         self.tolerated: Callable[[Detection], bool] | None = None
         """Detections it accepts (e.g. a pytest baseline): recorded, never acted on."""
 
