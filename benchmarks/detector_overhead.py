@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import statistics
 import time
@@ -106,6 +107,7 @@ def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
         order = names[rep % len(names):] + names[:rep % len(names)]
         for workload_name, workload in workloads.items():
             for name in order:
+                gc.collect()  # garbage left by the previous run must not be collected in this one
                 with conditions[name]():
                     start = time.perf_counter()
                     workload(engine)
