@@ -7,6 +7,7 @@ Everything here is plain, immutable data validated on construction: a malformed 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, overload
@@ -88,24 +89,24 @@ def _column_name(name: object, where: str) -> str:
 # --- key-part expressions ----------------------------------------------------------------
 
 
-class Expression:
+class Expression(ABC):
     """Base of the portable key-part expressions (:func:`date`, :func:`date_trunc`,
     :func:`tsrange`)."""
 
     #: A range value (GiST has a default operator class for it); scalars need btree_gist.
     is_range = False
 
+    @abstractmethod
     def columns(self) -> tuple[str, ...]:
         """The column names the expression reads, in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def renamed(self, name: Callable[[str], str]) -> Expression:
         """The same expression with each column name mapped through ``name``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sql(self, columns: Mapping[str, ColumnElement[Any]]) -> ColumnElement[Any]:
         """The SQLAlchemy element, compiled per dialect by :mod:`._expressions`."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
