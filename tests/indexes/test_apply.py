@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, DateTime, Engine, Index, Integer, MetaData, Table, event
+from sqlalchemy import Column, DateTime, Engine, Index, Integer, MetaData, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase
@@ -26,7 +26,7 @@ from sqlaopt.indexes import (
 )
 
 from .backend_schema import BACKEND_RENAMES, backend_base
-from .conftest import reference_copy
+from .conftest import record_statements, reference_copy
 
 
 def snapshot(metadata: MetaData) -> dict[str, tuple[str, ...]]:
@@ -37,14 +37,6 @@ def snapshot(metadata: MetaData) -> dict[str, tuple[str, ...]]:
     }
 
 
-def captured_ddl(engine: Engine) -> list[str]:
-    statements: list[str] = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: statements.append(statement),
-    )
-    return statements
 
 
 def test_apply_attaches_real_indexes_and_the_exclusion_constraint() -> None:
@@ -136,7 +128,7 @@ def test_create_all_on_sqlite_follows_the_dialect_rules(sqlite_engine: Engine) -
         IndexSpec("ix_hash", "payments", ["status"], using="hash"),
     ]
     apply(metadata, [*REPORT, *extra])
-    statements = captured_ddl(sqlite_engine)
+    statements = record_statements(sqlite_engine)
     metadata.create_all(sqlite_engine)
     text = "\n".join(statements)
     for name in ("ix_cover", "ix_brin", "ix_hash", "no_double_booking", "EXCLUDE", "btree_gist"):

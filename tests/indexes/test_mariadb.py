@@ -7,7 +7,7 @@ import datetime as dt
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, func, select, text
 
 from sqlaopt.booking.models import Appointment, Payment
 from sqlaopt.explain import assert_uses_index, explain
@@ -21,7 +21,7 @@ from sqlaopt.indexes import (
     indexed_date_trunc,
 )
 
-from .conftest import fill_sample, reference_copy
+from .conftest import fill_sample, record_statements, reference_copy
 
 EXPRESSION_ENTRIES = {
     "idx_payments_daily_analytics",
@@ -30,14 +30,6 @@ EXPRESSION_ENTRIES = {
 }
 
 
-def recorded(engine: Engine) -> list[str]:
-    statements: list[str] = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: statements.append(statement),
-    )
-    return statements
 
 
 def test_create_all_builds_partial_as_full_and_never_emits_expressions(
@@ -45,7 +37,7 @@ def test_create_all_builds_partial_as_full_and_never_emits_expressions(
 ) -> None:
     metadata = reference_copy()
     result = apply(metadata)
-    statements = recorded(mariadb_engine)
+    statements = record_statements(mariadb_engine)
     metadata.create_all(mariadb_engine)
     indexes = [s for s in statements if s.startswith("CREATE INDEX")]
     assert len(indexes) == len(REPORT) - len(EXPRESSION_ENTRIES) - 1  # minus the constraint
