@@ -15,7 +15,9 @@ from .detect import (
     assert_max_queries,
     count_queries,
     detect,
+    flush_log_summaries,
     install,
+    treat_as_library,
     uninstall,
 )
 from .explain import assert_uses_index
@@ -40,6 +42,8 @@ __all__ = [
     "count_queries",
     "detect",
     "eager",
+    "flush_log_summaries",
     "install",
+    "treat_as_library",
     "uninstall",
 ]
