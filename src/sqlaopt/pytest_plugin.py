@@ -27,8 +27,8 @@ from .detect import Report
 from .detect import _baseline as baseline
 from .detect._callsite import set_test_code, treat_as_library
 from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
-from .detect._scope import Scope, Settings
 from .detect._propagate import propagate_context
+from .detect._scope import Scope, Settings
 from .detect._units import close_detached, install_request_units, unit
 
 __all__ = ["nplusone"]
@@ -186,7 +186,7 @@ def _examples_as_units(item: pytest.Item) -> Any:
     a unit of work of its own (repeating the test is not an N+1), through the
     ``hypothesis.inner_test`` hook that hypothesis offers plugins for wrapping examples."""
     function = getattr(item, "obj", None)
-    handle = getattr(function, "hypothesis", None)
+    handle: Any = getattr(function, "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
     if inner is None:
         return function

@@ -9,6 +9,8 @@ the threshold reads the frames for a report and builds a Detection.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import CodeType
 from typing import Any, Final
@@ -38,6 +40,7 @@ __all__ = [
     "running_test_scope",
     "set_test_scope",
     "test_running",
+    "unobserved",
 ]
 
 _SCOPE_KEY = "_sqlaopt_scope"
@@ -175,7 +178,7 @@ def _digest(parameters: Any) -> int | None:
     try:
         values = tuple(parameters.values()) if isinstance(parameters, dict) else tuple(parameters)
         return hash(values)
-    except TypeError:  # unhashable parameter values
+    except Exception:  # unhashable values, or a value type whose __hash__ fails
         return None
 
 
@@ -346,6 +349,20 @@ def leave(scope: Scope) -> None:
                 emit(detection, mode)
     except Exception as error:
         internal_error(error)
+
+
+@contextmanager
+def unobserved() -> Iterator[None]:
+    """Run sqlaopt's own database work (monitoring queries, a cache's bookkeeping) unseen by
+    every scope: a scope in mode ``off`` is active inside the block."""
+    token = active_scope.set(Scope(_OFF))
+    try:
+        yield
+    finally:
+        active_scope.reset(token)
+
+
+_OFF = Settings(mode="off")
 
 
 def open_counter() -> tuple[QueryCount, Token[tuple[QueryCount, ...]]]:
