@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from .._bind import Bind, connection_for
 from ._errors import NotEnabledError, WatchError
 from ._format import jsonable, rows_table
-from ._server import kind, mysql_variable, pg_setting
+from ._server import kind, mysql_variable, settings
 
 __all__ = ["IndexFinding", "IndexHealth", "IndexUsage", "index_health"]
 
@@ -100,7 +100,8 @@ class IndexHealth:
 
     def table(self) -> str:
         """Plain text: the indexes, then each finding with its DDL."""
-        since = f"{self.stats_since:%Y-%m-%d %H:%M}" if self.stats_since else "never reset"
+        since = (f"{self.stats_since:%Y-%m-%d %H:%M}" if self.stats_since else
+                 "never reset" if self.server == "postgresql" else "(none kept)")
         rows = [
             (f"{i.table}.{i.name}", _size(i.size_bytes), "-" if i.scans is None else f"{i.scans:,}",
              _role(i))
@@ -186,10 +187,12 @@ def findings_for(
 
     for index in indexes:
         if not index.valid:
+            cause = (" (a unique build fails on duplicate values: remove them first)"
+                     if index.unique else "")
             add(IndexFinding("invalid", index.table, index.name,
                              "INVALID: a failed or interrupted CREATE INDEX CONCURRENTLY; it "
-                             "slows every write and serves no query. Rebuild it, or drop it",
-                             ddl.rebuild(index), index.size_bytes), index)
+                             f"slows every write and serves no query. Rebuild it{cause}, or "
+                             "drop it", ddl.rebuild(index), index.size_bytes), index)
     valid = [i for i in indexes if i.valid]
     for index, kept in _duplicates(valid):
         if (index.schema, index.name) not in flagged:
@@ -197,7 +200,9 @@ def findings_for(
                              f"same definition as {kept.name}, which is kept"
                              f"{' (it backs a constraint)' if kept.enforces else ''}",
                              ddl.drop(index), index.size_bytes), index)
-    for index, wider in _redundant(valid):
+    # the wider index must be one that stays (not a duplicate about to be dropped)
+    staying = [i for i in valid if (i.schema, i.name) not in flagged]
+    for index, wider in _redundant(valid, staying):
         if (index.schema, index.name) not in flagged:
             add(IndexFinding("redundant", index.table, index.name,
                              f"its key ({', '.join(index.parts)}) is a left prefix of "
@@ -254,12 +259,13 @@ def _duplicates(indexes: Iterable[IndexUsage]) -> list[tuple[IndexUsage, IndexUs
     return pairs
 
 
-def _redundant(indexes: Sequence[IndexUsage]) -> list[tuple[IndexUsage, IndexUsage]]:
+def _redundant(indexes: Sequence[IndexUsage],
+               wider: Sequence[IndexUsage]) -> list[tuple[IndexUsage, IndexUsage]]:
     pairs = []
     for index in indexes:
         if index.enforces:
             continue
-        for other in indexes:
+        for other in wider:
             if _is_left_prefix(index, other):
                 pairs.append((index, other))
                 break
@@ -370,9 +376,9 @@ def _pg_index(row: Any, created: dt.datetime | None) -> IndexUsage:
     )
 
 
-def _pg_created(conn: Connection, xids: Iterable[str]) -> dict[str, dt.datetime]:
+def _pg_created(conn: Connection, xids: Iterable[str], tracked: bool) -> dict[str, dt.datetime]:
     """Commit times of the transactions that created the indexes, when the server keeps them."""
-    if pg_setting(conn, "track_commit_timestamp") != "on":
+    if not tracked:
         return {}
     found = {}
     for xid in set(xids):
@@ -386,7 +392,8 @@ def _pg_created(conn: Connection, xids: Iterable[str]) -> dict[str, dt.datetime]
 
 def _postgresql(conn: Connection, min_window: dt.timedelta, min_rows: int) -> IndexHealth:
     rows = list(conn.execute(_PG_INDEXES).mappings())
-    created = _pg_created(conn, (str(r["created_xid"]) for r in rows))
+    tracked = settings(conn, "track_commit_timestamp")["track_commit_timestamp"] == "on"
+    created = _pg_created(conn, (str(r["created_xid"]) for r in rows), tracked)
     indexes = tuple(_pg_index(r, created.get(str(r["created_xid"]))) for r in rows)
     since, now = conn.execute(text(
         "SELECT stats_reset, now() FROM pg_stat_database WHERE datname = current_database()"
@@ -397,17 +404,17 @@ def _postgresql(conn: Connection, min_window: dt.timedelta, min_rows: int) -> In
                                 int(table[3] or 0), int(table[4] or 0), min_rows)
         if flag is not None:
             findings.append(flag)
-    notes = _pg_notes(since, now, min_window, created, conn)
+    notes = _pg_notes(since, now, min_window, tracked)
     return IndexHealth("postgresql", since, indexes, tuple(findings), notes)
 
 
 def _pg_notes(since: dt.datetime | None, now: dt.datetime, min_window: dt.timedelta,
-              created: dict[str, dt.datetime], conn: Connection) -> tuple[str, ...]:
+              tracked: bool) -> tuple[str, ...]:
     notes = []
     if since is not None and now - since < min_window:
         notes.append(f"statistics were reset {now - since} ago, less than the {min_window} "
                      "window: no index is called unused yet")
-    if not created and pg_setting(conn, "track_commit_timestamp") != "on":
+    if not tracked:
         notes.append("track_commit_timestamp is off: index ages are unknown")
     notes.append("counters are this server's own: on a replica, check the primary too")
     return tuple(notes)

@@ -34,6 +34,9 @@ _PLAIN_ANY_CASE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 _TIGHT_BEFORE = re.compile(r" (?=[,).])")
 _TIGHT_AFTER = re.compile(r"(?<=[(.]) ")
 _COMMA = re.compile(r",(?! )")
+# A minus sign that is not subtraction belongs to its number: -1 is one constant.
+_SIGNED = re.compile(r"(^|[=<>(,]|\b(?:AND|OR|NOT|THEN|ELSE|WHEN|SELECT|BETWEEN|VALUES|RETURN)\b)"
+                     r"(\s*)-\s*\?", re.IGNORECASE)
 # A parenthesised list of values (after IN, or an ARRAY[...] of values) becomes one marker.
 _LIST = re.compile(r"\b(IN)\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
 _ARRAY = re.compile(r"\b(ARRAY)\s*\[\s*\?(?:\s*,\s*\?)*\s*\]", re.IGNORECASE)
@@ -65,6 +68,7 @@ def normalize(sql: str) -> str:
             out.append(token)
     text = "".join(out).strip()
     text = _COMMA.sub(", ", _TIGHT_AFTER.sub("", _TIGHT_BEFORE.sub("", text)))
+    text = _SIGNED.sub(r"\1\2?", text)
     text = _LIST.sub(lambda m: f"{m.group(1)} (...)", text)
     return _ARRAY.sub(lambda m: f"{m.group(1)}[...]", text)
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -33,7 +33,7 @@ from .._bind import Bind, connection_for
 from .._names import did_you_mean
 from ._errors import WatchError
 from ._format import jsonable, rows_table
-from ._server import kind, mysql_variable, pg_setting
+from ._server import kind, settings
 
 __all__ = ["DRIVERS", "PoolCheck", "PoolProblem", "PoolSettings", "check_pool", "pool_settings"]
 
@@ -250,7 +250,7 @@ def check_pool(
         target = make_url(url) if url is not None else conn.engine.url
         limits = _server_limits(conn, server)
         problems = _static_problems(kwargs, conn.engine.url.get_driver_name(), server, limits)
-        problems += _statement_timeout_problem(conn, server, kwargs)
+        problems += _statement_timeout_problem(kwargs, limits)
     problems += _live_problems(target, kwargs, explained=problems)
     size = _int(kwargs.get("pool_size"), _DEFAULT_POOL_SIZE)
     overflow = _int(kwargs.get("max_overflow"), _DEFAULT_OVERFLOW)
@@ -274,21 +274,31 @@ def _int(value: Any, default: int) -> int:
     return default if value is None else int(value)
 
 
+_PG_LIMITS = ("max_connections", "superuser_reserved_connections", "reserved_connections",
+              "idle_session_timeout", "statement_timeout")
+_MY_LIMITS = ("max_connections", "wait_timeout", "max_statement_time", "max_execution_time")
+
+
 def _server_limits(conn: Connection, server: str) -> dict[str, Any]:
+    """max_connections, reserved slots, the idle timeout (s) and the default statement
+    timeout (0 = none), from one query."""
     if server == "postgresql":
-        reserved = sum(int(pg_setting(conn, name) or 0) for name in (
-            "superuser_reserved_connections", "reserved_connections"))
-        idle = int(pg_setting(conn, "idle_session_timeout") or 0) / 1000
-        return {"max_connections": int(pg_setting(conn, "max_connections") or 0),
-                "reserved": reserved, "idle": idle or None,
+        found = {k: float(v or 0) for k, v in settings(conn, *_PG_LIMITS).items()}
+        return {"max_connections": int(found["max_connections"]),
+                "reserved": int(found["superuser_reserved_connections"]
+                                + found["reserved_connections"]),
+                "idle": found["idle_session_timeout"] / 1000 or None,
+                "statement_timeout": found["statement_timeout"],
                 "notes": ("reserved: superuser_reserved_connections (+ reserved_connections "
                           "on PostgreSQL 16+)",)}
     if server in ("mysql", "mariadb"):
-        return {"max_connections": int(mysql_variable(conn, "max_connections") or 0),
-                "reserved": 0, "idle": float(mysql_variable(conn, "wait_timeout") or 0) or None,
+        found = {k: float(v or 0) for k, v in settings(conn, *_MY_LIMITS).items()}
+        timeout = "max_statement_time" if server == "mariadb" else "max_execution_time"
+        return {"max_connections": int(found["max_connections"]), "reserved": 0,
+                "idle": found["wait_timeout"] or None, "statement_timeout": found[timeout],
                 "notes": ("MySQL/MariaDB keep one connection beyond max_connections for "
                           "an administrator",)}
-    return {"max_connections": 0, "reserved": 0, "idle": None,
+    return {"max_connections": 0, "reserved": 0, "idle": None, "statement_timeout": 1.0,
             "notes": (f"{server} has no connection limit to check",)}
 
 
@@ -339,8 +349,8 @@ def _has_application_name(connect_args: Mapping[str, Any]) -> bool:
     return "application_name" in connect_args or "application_name" in settings
 
 
-def _statement_timeout_problem(conn: Connection, server: str,
-                               kwargs: Mapping[str, Any]) -> list[PoolProblem]:
+def _statement_timeout_problem(kwargs: Mapping[str, Any],
+                               limits: dict[str, Any]) -> list[PoolProblem]:
     args = dict(kwargs.get("connect_args") or {})
     spelled = " ".join(str(v) for v in (args.get("options"), args.get("init_command"),
                                         (args.get("server_settings") or {}).get(
@@ -348,26 +358,13 @@ def _statement_timeout_problem(conn: Connection, server: str,
     if any(word in spelled for word in ("statement_timeout", "max_statement_time",
                                         "max_execution_time")) or spelled.strip().isdigit():
         return []
-    default = _server_statement_timeout(conn, server)
-    if default:
+    if limits["statement_timeout"]:
         return []
     return [PoolProblem(
         "statement timeout",
         "none (the server's default is 0, no limit): a runaway statement holds its "
         "connection, and the pool, until it ends",
         "a statement timeout in the driver's spelling (sqlaopt.watch.pool_settings())")]
-
-
-def _server_statement_timeout(conn: Connection, server: str) -> float:
-    if server == "postgresql":
-        value = conn.execute(text("SELECT setting FROM pg_settings WHERE name = "
-                                  "'statement_timeout'")).scalar()
-        return float(value or 0)
-    if server == "mariadb":
-        return float(mysql_variable(conn, "max_statement_time") or 0)
-    if server == "mysql":
-        return float(mysql_variable(conn, "max_execution_time") or 0)
-    return 1.0  # SQLite: nothing to set, nothing to report
 
 
 def _live_problems(url: URL, kwargs: dict[str, Any],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from ..indexes._dialects import dialect_key
 from ._errors import NotEnabledError
@@ -16,6 +16,7 @@ __all__ = [
     "pg_extension",
     "pg_setting",
     "require_pg_extension",
+    "settings",
 ]
 
 
@@ -24,16 +25,29 @@ def kind(conn: Connection) -> str:
     return dialect_key(conn.dialect)
 
 
+_PG_SETTINGS = text("SELECT name, setting FROM pg_settings WHERE name IN :names").bindparams(
+    bindparam("names", expanding=True))
+_MYSQL_VARIABLES = text("SHOW GLOBAL VARIABLES WHERE Variable_name IN :names").bindparams(
+    bindparam("names", expanding=True))
+
+
+def settings(conn: Connection, *names: str) -> dict[str, str | None]:
+    """Server settings in one query: PostgreSQL's ``pg_settings`` (raw values in the
+    setting's base unit: ms, not "30s"), MySQL/MariaDB global variables; None for a name
+    this server does not have."""
+    query = _PG_SETTINGS if kind(conn) == "postgresql" else _MYSQL_VARIABLES
+    found = {str(row[0]).lower(): str(row[1]) for row in conn.execute(query, {"names": names})}
+    return {name: found.get(name.lower()) for name in names}
+
+
 def pg_setting(conn: Connection, name: str) -> str | None:
-    """A PostgreSQL setting as text, or None when this server has no such setting."""
-    value = conn.execute(text("SELECT current_setting(:name, true)"), {"name": name}).scalar()
-    return None if value is None else str(value)
+    """One PostgreSQL setting (see :func:`settings`)."""
+    return settings(conn, name)[name]
 
 
 def mysql_variable(conn: Connection, name: str) -> str | None:
-    """A MySQL/MariaDB global variable as text, or None when the server has none of that name."""
-    row = conn.execute(text("SHOW GLOBAL VARIABLES LIKE :name"), {"name": name}).first()
-    return None if row is None else str(row[1])
+    """One MySQL/MariaDB global variable (see :func:`settings`)."""
+    return settings(conn, name)[name]
 
 
 @dataclass(frozen=True)
