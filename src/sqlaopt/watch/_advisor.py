@@ -5,11 +5,12 @@
 2. For each relation a plan reads sequentially, candidates come from its conditions
    (equalities first in predicate order, then an IN list, a range, the sort order, a join
    column, or an expression), see :mod:`._candidates`.
-3. Greedy proof: each round, every candidate is created hypothetically next to those already
-   chosen and the statements on its table re-explained; a candidate qualifies when a plan
-   uses it and that statement's cost falls to 1/``factor`` or less; the one saving the most
-   (cost × calls over the workload) is chosen. Rounds repeat until nothing qualifies; chosen
-   indexes no final plan uses are dropped.
+3. Proof, as a greedy set cover: a statement is *served* when its plan costs 1/``factor``
+   of its cost without advice. Each round, every candidate is created hypothetically next to
+   those already chosen and the statements on its table re-explained; the candidate whose
+   plans serve the most not-yet-served work (cost × calls) is chosen (ties: the most cost
+   saved). Rounds repeat until no candidate serves anything new. Then each chosen index
+   whose removal leaves every served statement served is dropped.
 4. Each chosen index is then narrowed or widened where that proves itself: a partial index
    when every statement using it repeats the same literal equality or IN list (all of them
    still use it, generic plans included, and it is at most 1/``factor`` the size), covering
@@ -398,16 +399,21 @@ class _Run:
         self.refine(statements)
         return self.result(statements, skipped)
 
+    def serves(self, statement: _Statement, cost: float) -> bool:
+        """A statement is served when its plan costs 1/factor of its cost without advice."""
+        return cost * self.factor <= statement.baseline.cost
+
     def greedy(self, statements: list[_Statement], pool: set[Candidate]) -> None:
+        """Greedy set cover: each round, the candidate serving the most unserved work."""
         cache: dict[Candidate, dict[int, tuple[float, bool]] | None] = {}
         while True:
-            best, best_saving = None, 0.0
+            best, best_score = None, (0.0, 0.0)
             for candidate in sorted(pool):
                 if candidate not in cache:
                     cache[candidate] = self.evaluate(candidate, statements)
-                saving = self._saving(cache[candidate], statements)
-                if saving is not None and saving > best_saving:
-                    best, best_saving = candidate, saving
+                score = self._score(cache[candidate], statements)
+                if score > best_score:
+                    best, best_score = candidate, score
             if best is None:
                 return
             index = self.create(best)
@@ -420,18 +426,21 @@ class _Run:
                 if results is None or changed.intersection(results):
                     del cache[candidate]
 
-    def _saving(self, results: dict[int, tuple[float, bool]] | None,
-                statements: list[_Statement]) -> float | None:
-        """The weighted cost saved, when some statement using the candidate gets ``factor``
-        times cheaper; else None."""
+    def _score(self, results: dict[int, tuple[float, bool]] | None,
+               statements: list[_Statement]) -> tuple[float, float]:
+        """(cost x calls, without advice, of the statements it newly serves; cost x calls it
+        saves overall), or zeros when it serves nothing new."""
         if not results:
-            return None
-        proven = any(used and cost * self.factor <= statements[p].cost
-                     for p, (cost, used) in results.items())
-        if not proven:
-            return None
-        return sum((statements[p].cost - cost) * statements[p].entry.calls
-                   for p, (cost, _) in results.items())
+            return 0.0, 0.0
+        newly = [p for p, (cost, used) in results.items() if used
+                 and self.serves(statements[p], cost)
+                 and not self.serves(statements[p], statements[p].cost)]
+        if not newly:
+            return 0.0, 0.0
+        work = sum(statements[p].baseline.cost * statements[p].entry.calls for p in newly)
+        saved = sum((statements[p].cost - cost) * statements[p].entry.calls
+                    for p, (cost, _) in results.items())
+        return work, saved
 
     def _recost(self, statements: list[_Statement], candidate: Candidate) -> set[int]:
         changed = set()
@@ -451,17 +460,23 @@ class _Run:
         return users
 
     def prune(self, statements: list[_Statement]) -> None:
-        """Drop chosen indexes that no final plan uses (a wider one took their place)."""
-        while True:
-            users = self.used_by(statements)
-            idle = [index for index in self.chosen if not users[index.name]]
-            if not idle:
-                return
-            for index in idle:
-                self.drop(index)
-                self.chosen.remove(index)
-            for statement in statements:
-                statement.cost = self.plan(statement).cost
+        """Drop each chosen index, first chosen first, whose removal leaves every served
+        statement served (a later, narrower choice took over its work)."""
+        for index in list(self.chosen):
+            position = self.chosen.index(index)
+            self.drop(index)
+            del self.chosen[position]
+            table = (index.candidate.schema, index.candidate.table)
+            costs = {p: self.plan(s).cost for p, s in enumerate(statements) if table in s.tables}
+            if all(self.serves(statements[p], cost) or not self.serves(statements[p],
+                                                                       statements[p].cost)
+                   for p, cost in costs.items()):
+                for p, cost in costs.items():
+                    statements[p].cost = cost
+                continue
+            restored = self.create(index.candidate)
+            assert restored is not None
+            self.chosen.insert(position, restored)
 
     def refine(self, statements: list[_Statement]) -> None:
         """Try each chosen index partial, then covering; keep what proves itself."""

@@ -92,8 +92,7 @@ def to_spec(candidate: Candidate, name: str) -> tuple[IndexSpec | None, str]:
     try:
         spec = IndexSpec(name, candidate.table, [p for p in parts if p is not None],
                          where=tuple(c for c in conditions if c is not None),
-                         include=candidate.include,
-                         note="Recommended by sqlaopt.watch.advise().")
+                         include=candidate.include)
     except IndexSpecError as error:
         return None, f"not expressible as an IndexSpec ({error}): use the DDL"
     return spec, ""
