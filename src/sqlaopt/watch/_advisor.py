@@ -46,6 +46,7 @@ from ._format import jsonable, rows_table, shorten
 from ._plans import Explainer, ExplainError, PlanTree
 from ._server import Extension, kind, require_pg_extension
 from ._specs import index_name, to_spec
+from ._tooling import tooling
 from ._workload import Workload, WorkloadStatement
 
 __all__ = [
@@ -225,6 +226,7 @@ class _Hypothetical:
     name: str
 
 
+@tooling
 def advise(
     bind: Engine | Connection | Session,
     workload: Workload | Iterable[WorkloadStatement],

@@ -26,6 +26,7 @@ from ..indexes import ExclusionSpec, Spec, ddl
 from ..indexes._spec import Entry
 from ._advisor import Advice, as_statements, hypothetical_run
 from ._format import jsonable, rows_table
+from ._tooling import tooling
 from ._workload import Workload, WorkloadStatement
 
 __all__ = ["Coverage", "EntryCoverage", "compare"]
@@ -76,6 +77,7 @@ class Coverage:
         return self.table()
 
 
+@tooling
 def compare(
     bind: Engine | Connection | Session,
     workload: Workload | Iterable[WorkloadStatement],

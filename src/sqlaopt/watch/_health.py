@@ -30,6 +30,7 @@ from .._bind import Bind, connection_for
 from ._errors import NotEnabledError, WatchError
 from ._format import jsonable, rows_table
 from ._server import kind, mysql_variable, settings
+from ._tooling import tooling
 
 __all__ = ["IndexFinding", "IndexHealth", "IndexUsage", "index_health"]
 
@@ -141,6 +142,7 @@ def _role(index: IndexUsage) -> str:
     return text_ if index.valid else f"{text_} INVALID".strip()
 
 
+@tooling
 def index_health(
     bind: Bind,
     *,

@@ -34,6 +34,7 @@ from .._names import did_you_mean
 from ._errors import WatchError
 from ._format import jsonable, rows_table
 from ._server import kind, settings
+from ._tooling import tooling
 
 __all__ = ["DRIVERS", "PoolCheck", "PoolProblem", "PoolSettings", "check_pool", "pool_settings"]
 
@@ -228,6 +229,7 @@ class PoolCheck:
 _DEFAULT_POOL_SIZE, _DEFAULT_OVERFLOW = 5, 10
 
 
+@tooling
 def check_pool(
     bind: Bind, engine_kwargs: Mapping[str, Any], *, processes: int = 1,
     url: str | URL | None = None,

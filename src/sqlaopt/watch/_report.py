@@ -14,7 +14,8 @@ from ._errors import NotEnabledError
 from ._health import IndexHealth, index_health
 from ._pool import PoolCheck, PoolSettings, check_pool, pool_settings
 from ._statements import SlowStatements, slow_statements
-from ._workload import Workload
+from ._tooling import tooling
+from ._workload import from_stats
 
 __all__ = ["DatabaseReport", "report"]
 
@@ -56,6 +57,7 @@ class DatabaseReport:
                 "pool_settings": settings, "unavailable": dict(self.unavailable)}
 
 
+@tooling
 def report(
     engine: Engine,
     *,
@@ -77,12 +79,13 @@ def report(
             unavailable[name] = str(error)
             return None
 
-    slow = attempt("slow statements", lambda: slow_statements(engine, limit=limit))
+    # the advice's workload is the top of the same pg_stat_statements read
+    top = attempt("slow statements", lambda: slow_statements(engine, limit=max(limit, 20)))
+    slow = None if top is None else dataclasses.replace(top, statements=top.statements[:limit])
     health = attempt("index health", lambda: index_health(engine))
     advice = None
-    if include_advice and engine.dialect.name == "postgresql":
-        advice = attempt("index advice", lambda: advise(
-            engine, Workload.from_pg_stat_statements(engine, limit=max(limit, 20))))
+    if include_advice and top is not None and engine.dialect.name == "postgresql":
+        advice = attempt("index advice", lambda: advise(engine, from_stats(top)))
     settings = pool_settings(engine.url, processes=processes, threads=threads)
     pool = check_pool(engine, settings.kwargs, processes=processes)
     if health is not None and advice is not None:

@@ -26,6 +26,7 @@ from ._errors import NotEnabledError, WatchError
 from ._format import jsonable, milliseconds, rows_table, shorten
 from ._normalize import normalize
 from ._server import Extension, kind, mysql_variable, require_pg_extension
+from ._tooling import tooling
 
 __all__ = ["ORDERS", "SlowStatements", "StatementStat", "pg_time_columns", "slow_statements"]
 
@@ -86,6 +87,7 @@ class SlowStatements:
         return self.table()
 
 
+@tooling
 def slow_statements(bind: Bind, *, order_by: str = "total", limit: int = 20) -> SlowStatements:
     """The ``limit`` statements of the current database with the most ``order_by``
     (``total`` time, ``mean`` time, ``calls`` or ``rows``).

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
@@ -28,7 +28,10 @@ from .._names import did_you_mean
 from ._errors import WatchError
 from ._normalize import normalize
 
-__all__ = ["PARAMSTYLES", "Workload", "WorkloadStatement"]
+if TYPE_CHECKING:
+    from ._statements import SlowStatements
+
+__all__ = ["PARAMSTYLES", "Workload", "WorkloadStatement", "from_stats"]
 
 #: The paramstyles a statement's SQL may be written in (PEP 249, plus PostgreSQL's ``$1``).
 PARAMSTYLES = ("pyformat", "format", "qmark", "named", "numeric", "numeric_dollar")
@@ -145,10 +148,7 @@ class Workload:
         pg_stat_statements counted them (generic plans: it keeps no values)."""
         from ._statements import slow_statements
 
-        stats = slow_statements(bind, order_by="total", limit=limit)
-        found = (WorkloadStatement(s.sql, None, max(s.calls, 1), "numeric_dollar")
-                 for s in stats.statements)
-        return cls(tuple(s for s in found if s.is_query))
+        return from_stats(slow_statements(bind, order_by="total", limit=limit))
 
     @classmethod
     def from_json(cls, source: str | Path | Mapping[str, Any]) -> Workload:
@@ -183,6 +183,13 @@ class Workload:
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
+
+
+def from_stats(stats: SlowStatements) -> Workload:
+    """The queries among ``stats`` (pg_stat_statements texts, with ``$n`` parameters)."""
+    found = (WorkloadStatement(s.sql, None, max(s.calls, 1), "numeric_dollar")
+             for s in stats.statements)
+    return Workload(tuple(s for s in found if s.is_query))
 
 
 def _merge(statements: Iterable[WorkloadStatement]) -> tuple[WorkloadStatement, ...]:
