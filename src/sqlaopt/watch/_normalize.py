@@ -17,10 +17,10 @@ __all__ = ["normalize", "numbered_placeholders"]
 _TOKEN = re.compile(
     r"""
       (?P<comment>--[^\n]*|/\*.*?\*/)
-    | (?P<string>[EeBbXxNn]?'(?:[^']|'')*')
+    | (?P<string>(?:(?<![\w$?])[EeBbXxNn])?'(?:[^']|'')*')
     | (?P<quoted>"(?:[^"]|"")*"|`(?:[^`]|``)*`)
-    | (?P<placeholder>\$\d+|%\([^)]*\)s|%s|\?|(?<![:\w]):[A-Za-z_]\w*|__\[POSTCOMPILE_\w+\])
-    | (?P<number>(?<![\w$.])(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)(?![\w.]))
+    | (?P<placeholder>\$\d+|%\([^)]*\)s|%s|\?|(?<![:\w?]):[A-Za-z_]\w*|__\[POSTCOMPILE_\w+\])
+    | (?P<number>(?<![\w$.?])(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)(?![\w.]))
     | (?P<space>\s+)
     | (?P<other>.)
     """,
@@ -34,6 +34,7 @@ _PLAIN_ANY_CASE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 _TIGHT_BEFORE = re.compile(r" (?=[,).])")
 _TIGHT_AFTER = re.compile(r"(?<=[(.]) ")
 _COMMA = re.compile(r",(?! )")
+_KEPT = re.compile("\x00(\\d+)\x00")
 # A minus sign that is not subtraction belongs to its number: -1 is one constant.
 _SIGNED = re.compile(r"(^|[=<>(,]|\b(?:AND|OR|NOT|THEN|ELSE|WHEN|SELECT|BETWEEN|VALUES|RETURN)\b)"
                      r"(\s*)-\s*\?", re.IGNORECASE)
@@ -52,6 +53,7 @@ def normalize(sql: str) -> str:
     running (use the statement's own text for that). Idempotent.
     """
     out: list[str] = []
+    kept: list[str] = []  # quoted names, out of reach of the spacing and list rules
     for match in _TOKEN.finditer(sql):
         kind = match.lastgroup
         token = match.group()
@@ -63,14 +65,19 @@ def normalize(sql: str) -> str:
         elif kind == "quoted":
             inner = token[1:-1]
             plain = _PLAIN_ANY_CASE if token[0] == "`" else _PLAIN_IDENTIFIER
-            out.append(inner if plain.match(inner) else token)
+            if plain.match(inner):
+                out.append(inner)
+            else:
+                kept.append(token)
+                out.append(f"\x00{len(kept) - 1}\x00")
         else:
             out.append(token)
     text = "".join(out).strip()
     text = _COMMA.sub(", ", _TIGHT_AFTER.sub("", _TIGHT_BEFORE.sub("", text)))
     text = _SIGNED.sub(r"\1\2?", text)
     text = _LIST.sub(lambda m: f"{m.group(1)} (...)", text)
-    return _ARRAY.sub(lambda m: f"{m.group(1)}[...]", text)
+    text = _ARRAY.sub(lambda m: f"{m.group(1)}[...]", text)
+    return _KEPT.sub(lambda m: kept[int(m.group(1))], text)
 
 
 def numbered_placeholders(sql: str, *, escaped_percent: bool = False) -> tuple[str, int]:
