@@ -41,7 +41,8 @@ def flagged(scratch_pg: str) -> Iterator[Engine]:
             "ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist "
             "(barber WITH =, tsrange(starts, ends) WITH &&)",
             "CREATE INDEX bookings_overlap ON bookings USING gist (barber, tsrange(starts, ends))",
-            "CREATE TABLE visits AS SELECT n AS id, n % 100 AS shop FROM generate_series(1, 5000) n",
+            "CREATE TABLE visits AS SELECT n AS id, n % 100 AS shop "
+            "FROM generate_series(1, 5000) AS n",
             "ANALYZE bookings, visits",
         ]:
             conn.execute(text(statement))

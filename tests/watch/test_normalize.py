@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from sqlaopt.watch import normalize
 from sqlaopt.watch._normalize import numbered_placeholders
 
-TEMPLATE = "SELECT a.id FROM appointments AS a WHERE a.barber_id = {0} AND a.status IN ({1}) AND a.note = {2}"
+TEMPLATE = ("SELECT a.id FROM appointments AS a WHERE a.barber_id = {0} AND a.status IN ({1}) "
+            "AND a.note = {2}")
 
 
 @pytest.mark.parametrize(

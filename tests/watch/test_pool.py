@@ -227,7 +227,7 @@ def test_spellings_per_driver() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(WatchError, match="knows the drivers .* not 'pg8000'"):
+    with pytest.raises(WatchError, match=r"knows the drivers .* not 'pg8000'"):
         pool_settings("postgresql+pg8000://u@h/d")
     with pytest.raises(WatchError, match="threads must be a positive int"):
         pool_settings("postgresql+psycopg://u@h/d", threads=0)
