@@ -105,7 +105,7 @@ def test_the_advice_proves_each_index(acceptance: tuple[Workload, list[Any], Adv
     assert advice.recommendations and not advice.skipped and not advice.rejected
     for recommendation in advice.recommendations:
         assert recommendation.statements
-        assert recommendation.improvement >= advice.factor, recommendation
+        assert recommendation.best >= advice.factor, recommendation
         assert recommendation.ddl.startswith(
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {recommendation.name} ON public.")
     tables = {r.table for r in advice.recommendations}

@@ -1,7 +1,8 @@
 """``advise()``: indexes for a workload, each proven with HypoPG hypothetical indexes.
 
 1. Every statement is explained (its custom plan when the workload has its values, else the
-   generic plan); statements PostgreSQL cannot plan are listed as skipped, with its reason.
+   generic plan); statements PostgreSQL cannot plan are listed as skipped, with its reason;
+   statements that read no application table (catalog reads, ``SELECT 1``) are left out.
 2. For each relation a plan reads sequentially, candidates come from its conditions
    (equalities first in predicate order, then an IN list, a range, the sort order, a join
    column, or an expression), see :mod:`._candidates`.
@@ -63,15 +64,18 @@ __all__ = [
 DEFAULT_FACTOR = 2.0
 #: A narrower (partial) index may cost its statements at most this much more.
 _PARTIAL_SLACK = 1.05
+_SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 
 
 @dataclass(frozen=True)
 class Recommendation:
     """One proven index: its name, definition, DDL, IndexSpec and what it does.
 
-    ``cost_before``/``cost_after`` sum the plan costs (× calls) of the statements it serves;
-    ``size_bytes`` is HypoPG's size estimate; ``spec`` is None when the definition cannot be
-    written as an IndexSpec (``note`` says why; the DDL still works).
+    ``statements`` are those whose final plan uses it; ``cost_before``/``cost_after`` sum
+    their plan costs (× calls), ``best`` is the largest cut of one of them (at least the
+    factor: that is what proved it). ``size_bytes`` is HypoPG's size estimate; ``spec`` is
+    None when the definition cannot be written as an IndexSpec (``note`` says why; the DDL
+    still works).
     """
 
     name: str
@@ -83,6 +87,7 @@ class Recommendation:
     cost_after: float
     size_bytes: int
     statements: tuple[str, ...]
+    best: float = 0.0
     note: str = ""
 
     @property
@@ -153,7 +158,8 @@ class Advice:
                  f"statement's cost {self.factor:g}x):"]
         for r in self.recommendations:
             lines.append(f"  {r.name}: {r.definition}")
-            lines.append(f"      {r.improvement:,.1f}x on {len(r.statements)} statement(s), "
+            lines.append(f"      best {r.best:,.1f}x; {r.improvement:,.1f}x over the "
+                         f"{len(r.statements)} statement(s) using it; "
                          f"~{r.size_bytes / 1024 / 1024:,.1f} MB")
             lines.append(f"      {r.ddl}")
         if not self.recommendations:
@@ -360,6 +366,8 @@ class _Run:
             except ExplainError as error:
                 skipped.append((entry.text, str(error)))
                 continue
+            if not {schema for schema, _ in tree.relations()} - _SYSTEM_SCHEMAS:
+                continue  # reads no table of the application: no index of ours can help
             kept.append(_Statement(entry, tree, accesses(tree, self._literals(entry)),
                                    tree.relations(), tree.cost))
         return kept, skipped
@@ -575,6 +583,8 @@ class _Run:
                 cost_after=sum(finals[u].cost * statements[u].entry.calls for u in served),
                 size_bytes=self.size(index),
                 statements=tuple(statements[u].entry.text for u in served),
+                best=max((statements[u].baseline.cost / max(finals[u].cost, 1e-9)
+                          for u in served), default=0.0),
                 note=note,
             ))
         advised = tuple(

@@ -7,6 +7,7 @@ give what was asked (the message says how to enable it).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -40,6 +41,8 @@ def register(commands: Any) -> None:
     run.add_argument("--threads", type=int, default=4, help="threads (or tasks) per process")
     run.add_argument("--limit", type=int, default=10, help="slow statements to show")
     run.add_argument("--no-advice", action="store_true", help="skip the index advisor")
+    run.add_argument("--window-days", type=float, default=7.0,
+                     help="call an index unused only when the statistics cover this long")
     run.set_defaults(run=_guarded(_report))
 
     adv = sub.add_parser("advise", parents=[url], help="indexes for a workload, proven with "
@@ -77,7 +80,8 @@ def _report(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
         result = report(engine, processes=args.processes, threads=args.threads,
-                        limit=args.limit, include_advice=not args.no_advice)
+                        limit=args.limit, include_advice=not args.no_advice,
+                        min_window=dt.timedelta(days=args.window_days))
     finally:
         engine.dispose()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.text(), end="")

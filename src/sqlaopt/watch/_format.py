@@ -10,7 +10,14 @@ from typing import Any
 
 from ..indexes._apply import format_table
 
-__all__ = ["format_table", "jsonable", "milliseconds", "rows_table", "shorten"]
+__all__ = [
+    "duration",
+    "format_table",
+    "jsonable",
+    "milliseconds",
+    "rows_table",
+    "shorten",
+]
 
 
 def jsonable(value: Any) -> Any:
@@ -34,6 +41,17 @@ def milliseconds(value: float) -> str:
     if value >= 1000:
         return f"{value:,.0f} ms"
     return f"{value:.3g} ms"
+
+
+def duration(value: dt.timedelta) -> str:
+    """``7 days``, ``3 h 5 min``, ``1 min 7 s``: the two largest units."""
+    seconds = int(value.total_seconds())
+    parts: list[str] = []
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count or (unit == "s" and not parts):
+            parts.append(f"{count} {'day' if unit == 'days' and count == 1 else unit}")
+    return " ".join(parts[:2])
 
 
 def shorten(text: str, width: int) -> str:

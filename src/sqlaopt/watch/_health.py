@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 
 from .._bind import Bind, connection_for
 from ._errors import NotEnabledError, WatchError
-from ._format import jsonable, rows_table
+from ._format import duration, jsonable, rows_table
 from ._server import kind, mysql_variable, settings
 from ._tooling import tooling
 
@@ -414,8 +414,8 @@ def _pg_notes(since: dt.datetime | None, now: dt.datetime, min_window: dt.timede
               tracked: bool) -> tuple[str, ...]:
     notes = []
     if since is not None and now - since < min_window:
-        notes.append(f"statistics were reset {now - since} ago, less than the {min_window} "
-                     "window: no index is called unused yet")
+        notes.append(f"statistics were reset {duration(now - since)} ago, less than the "
+                     f"{duration(min_window)} window: no index is called unused yet")
     if not tracked:
         notes.append("track_commit_timestamp is off: index ages are unknown")
     notes.append("counters are this server's own: on a replica, check the primary too")

@@ -4,6 +4,7 @@ result, each section independent (one the server cannot give says why; the rest 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from ._advisor import Advice, advise
 from ._errors import NotEnabledError
 from ._health import IndexHealth, index_health
 from ._pool import PoolCheck, PoolSettings, check_pool, pool_settings
+from ._server import kind
 from ._statements import SlowStatements, slow_statements
 from ._tooling import tooling
 from ._workload import from_stats
@@ -65,12 +67,16 @@ def report(
     threads: int = 4,
     limit: int = 10,
     include_advice: bool = True,
+    min_window: dt.timedelta = dt.timedelta(days=7),
 ) -> DatabaseReport:
     """Everything :mod:`sqlaopt.watch` can tell about the database behind ``engine``: the
     ``limit`` slowest statements, index health, index advice for the statements
     pg_stat_statements counted (when ``include_advice``), and the pool that
-    :func:`pool_settings` recommends for ``processes`` x ``threads``, checked live."""
+    :func:`pool_settings` recommends for ``processes`` x ``threads``, checked live.
+    ``min_window``: see :func:`index_health`."""
     unavailable: dict[str, str] = {}
+    with engine.connect() as conn:
+        server = kind(conn)  # a mysql+pymysql URL may well be MariaDB
 
     def attempt(name: str, build: Any) -> Any:
         try:
@@ -82,11 +88,12 @@ def report(
     # the advice's workload is the top of the same pg_stat_statements read
     top = attempt("slow statements", lambda: slow_statements(engine, limit=max(limit, 20)))
     slow = None if top is None else dataclasses.replace(top, statements=top.statements[:limit])
-    health = attempt("index health", lambda: index_health(engine))
+    health = attempt("index health", lambda: index_health(engine, min_window=min_window))
     advice = None
-    if include_advice and top is not None and engine.dialect.name == "postgresql":
+    if include_advice and top is not None and server == "postgresql":
         advice = attempt("index advice", lambda: advise(engine, from_stats(top)))
-    settings = pool_settings(engine.url, processes=processes, threads=threads)
+    settings = pool_settings(engine.url, processes=processes, threads=threads,
+                             mariadb=server == "mariadb")
     pool = check_pool(engine, settings.kwargs, processes=processes)
     if health is not None and advice is not None:
         health = _with_advice(health, advice)
