@@ -50,8 +50,18 @@ def normalize(sql: str) -> str:
 
     Two statements that differ only in their values, their placeholder style or their
     layout normalise to the same text; the result is for grouping and display, not for
-    running (use the statement's own text for that). Idempotent.
+    running (use the statement's own text for that). Idempotent: the rules are applied until
+    nothing changes (unquoting can make a new token, as in ``:`c`` becoming ``:c``).
     """
+    for _ in range(8):
+        once = _normalize_once(sql)
+        if once == sql:
+            break
+        sql = once
+    return sql
+
+
+def _normalize_once(sql: str) -> str:
     out: list[str] = []
     kept: list[str] = []  # quoted names, out of reach of the spacing and list rules
     for match in _TOKEN.finditer(sql):
