@@ -8,18 +8,17 @@ performance_schema on).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from sqlaopt.booking import generate
 from sqlaopt.booking.models import Base
-from tests.conftest import IN_CI, PG_ADMIN_URL, _unreachable
+from tests.booking.conftest import _sibling_database
+from tests.conftest import IN_CI
 
-#: Appointments in the generated database: the smallest size at which PostgreSQL's plan
+#: Appointments in the generated database: a size at which PostgreSQL's plan
 #: costs let every optimized flow's index prove a 2x cut (5,000 is too small: measured).
 APPOINTMENTS = 20_000
 
@@ -68,29 +67,11 @@ def performance_schema(mariadb_engine: Engine) -> Engine:
     return mariadb_engine
 
 
-def _extra_database(suffix: str) -> Iterator[str]:
-    """A second private PostgreSQL database of this test run, dropped afterwards."""
-    name = f"sqlaopt_{os.getpid()}_{suffix}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as error:  # any connection failure means "unreachable"
-        _unreachable("PostgreSQL at 127.0.0.1:5432", error)
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
-def bookings(pg_engine: Engine) -> Iterator[Engine]:
+def bookings(pg_engine: Engine, pg_url: str) -> Iterator[Engine]:
     """The reference schema with no secondary indexes and APPOINTMENTS generated
     appointments, in a database of its own, with HypoPG."""
-    for url in _extra_database("watch"):
+    for url in _sibling_database(pg_url, " WITH (FORCE)", suffix="watch"):
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION hypopg"))
@@ -101,6 +82,6 @@ def bookings(pg_engine: Engine) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def scratch_pg(pg_engine: Engine) -> Iterator[str]:
+def scratch_pg(pg_engine: Engine, pg_url: str) -> Iterator[str]:
     """A fresh empty PostgreSQL database for one test (extensions come and go in it)."""
-    yield from _extra_database("scratch")
+    yield from _sibling_database(pg_url, " WITH (FORCE)", suffix="scratch")

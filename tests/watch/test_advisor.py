@@ -10,12 +10,9 @@ access paths of REPORT + SUPPLEMENT (no entry "missed").
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -35,24 +32,12 @@ from sqlaopt.watch import (
     advise,
     compare,
 )
+from tests.scripts import load_benchmark
 
 # The naive flows are N+1s on purpose: they are the "before" of the workload.
 pytestmark = pytest.mark.nplusone(mode="off")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "index_advisor.py"
-
-
-def _load_script() -> ModuleType:
-    """The benchmark script: the tests run its checks at a smaller scale."""
-    spec = importlib.util.spec_from_file_location("index_advisor", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
+bench = load_benchmark("index_advisor")  # the tests run its checks at 20,000 appointments
 
 
 @pytest.fixture(scope="module")

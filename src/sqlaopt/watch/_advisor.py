@@ -43,7 +43,7 @@ from ._candidates import (
 )
 from ._errors import NotEnabledError, WatchError
 from ._filters import Term
-from ._format import jsonable, rows_table, shorten
+from ._format import Tabular, jsonable, rows_table, shorten
 from ._plans import Explainer, ExplainError, PlanTree
 from ._server import Extension, kind, require_pg_extension
 from ._specs import index_name, to_spec
@@ -111,7 +111,7 @@ class StatementAdvice:
 
 
 @dataclass(frozen=True)
-class Advice:
+class Advice(Tabular):
     """The outcome of :func:`advise`."""
 
     factor: float
@@ -173,16 +173,13 @@ class Advice:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (IndexSpec entries as their descriptions)."""
-        document: dict[str, Any] = jsonable(replace(self, recommendations=()))
+        document = Tabular.to_dict(replace(self, recommendations=()))
         document["recommendations"] = [
             {**jsonable(replace(r, spec=None)), "spec": r.spec.describe() if r.spec else None,
              "improvement": r.improvement}
             for r in self.recommendations
         ]
         return document
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 def _spec_code(spec: IndexSpec) -> str:

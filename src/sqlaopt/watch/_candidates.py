@@ -55,20 +55,18 @@ class Candidate:
     where_terms: tuple[Term, ...] = field(default=(), compare=False)
 
     def body(self, quote: Callable[[str], str]) -> str:
-        """``schema.table (parts) [INCLUDE (...)] [WHERE ...]``."""
-        keys = ", ".join(f"({p})" if expression else quote(p) for p, expression in self.parts)
-        text = f"{quote(self.schema)}.{quote(self.table)} ({keys})"
-        if self.include:
-            text += f" INCLUDE ({', '.join(quote(c) for c in self.include)})"
-        if self.where:
-            text += " WHERE " + " AND ".join(self.where)
-        return text
+        """``schema.table (parts) [INCLUDE (...)] [WHERE ...]`` for ``CREATE INDEX``."""
+        keys = [f"({p})" if expression else quote(p) for p, expression in self.parts]
+        return self._text(f"{quote(self.schema)}.{quote(self.table)}", keys, quote)
 
     def describe(self) -> str:
         """``table (parts) INCLUDE (...) WHERE ...`` for people."""
-        text = f"{self.table} ({', '.join(p for p, _ in self.parts)})"
+        return self._text(self.table, [p for p, _ in self.parts], str)
+
+    def _text(self, table: str, keys: list[str], quote: Callable[[str], str]) -> str:
+        text = f"{table} ({', '.join(keys)})"
         if self.include:
-            text += f" INCLUDE ({', '.join(self.include)})"
+            text += f" INCLUDE ({', '.join(quote(c) for c in self.include)})"
         if self.where:
             text += " WHERE " + " AND ".join(self.where)
         return text

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ..indexes import ExclusionSpec, Spec, ddl
 from ..indexes._spec import Entry
 from ._advisor import Advice, as_statements, hypothetical_run
-from ._format import jsonable, rows_table
+from ._format import Tabular, rows_table
 from ._tooling import tooling
 from ._workload import Workload, WorkloadStatement
 
@@ -48,7 +48,7 @@ class EntryCoverage:
 
 
 @dataclass(frozen=True)
-class Coverage:
+class Coverage(Tabular):
     """The outcome of :func:`compare`, one :class:`EntryCoverage` per spec entry."""
 
     entries: tuple[EntryCoverage, ...]
@@ -68,13 +68,6 @@ class Coverage:
         rows = [(e.name, e.status, e.reason) for e in self.entries]
         return rows_table(("entry", "status", "reason"), rows)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        result: dict[str, Any] = jsonable(self)
-        return result
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 @tooling

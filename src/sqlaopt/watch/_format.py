@@ -11,6 +11,7 @@ from typing import Any
 from ..indexes._apply import format_table
 
 __all__ = [
+    "Tabular",
     "duration",
     "format_table",
     "jsonable",
@@ -41,6 +42,21 @@ def milliseconds(value: float) -> str:
     if value >= 1000:
         return f"{value:,.0f} ms"
     return f"{value:.3g} ms"
+
+
+class Tabular:
+    """A result that prints as a plain-text table and converts to a JSON-ready dict."""
+
+    def table(self) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        result: dict[str, Any] = jsonable(self)
+        return result
+
+    def __str__(self) -> str:
+        return self.table()
 
 
 def duration(value: dt.timedelta) -> str:

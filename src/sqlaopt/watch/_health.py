@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 
 from .._bind import Bind, connection_for
 from ._errors import NotEnabledError, WatchError
-from ._format import duration, jsonable, rows_table
+from ._format import Tabular, duration, rows_table
 from ._server import kind, mysql_variable, settings
 from ._tooling import tooling
 
@@ -86,7 +86,7 @@ class IndexFinding:
 
 
 @dataclass(frozen=True)
-class IndexHealth:
+class IndexHealth(Tabular):
     """The outcome of :func:`index_health`."""
 
     server: str
@@ -119,13 +119,6 @@ class IndexHealth:
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        result: dict[str, Any] = jsonable(self)
-        return result
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 def _size(size: int) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from .._bind import Bind, connection_for
 from .._names import did_you_mean
 from ._errors import WatchError
-from ._format import jsonable, rows_table
+from ._format import Tabular, rows_table
 from ._server import kind, settings
 from ._tooling import tooling
 
@@ -181,7 +181,7 @@ class PoolProblem:
 
 
 @dataclass(frozen=True)
-class PoolCheck:
+class PoolCheck(Tabular):
     """The outcome of :func:`check_pool`: the numbers and the problems."""
 
     server: str
@@ -216,13 +216,10 @@ class PoolCheck:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        document: dict[str, Any] = jsonable(self)
+        """A JSON-ready dict, with the derived numbers."""
+        document = super().to_dict()
         document.update(available=self.available, total=self.total, ok=self.ok)
         return document
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 # SQLAlchemy's own defaults, when the configuration leaves a setting out.

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from .._bind import Bind, connection_for
 from .._names import did_you_mean
 from ._errors import NotEnabledError, WatchError
-from ._format import jsonable, milliseconds, rows_table, shorten
+from ._format import Tabular, milliseconds, rows_table, shorten
 from ._normalize import normalize
 from ._server import Extension, kind, mysql_variable, require_pg_extension
 from ._tooling import tooling
@@ -56,7 +56,7 @@ class StatementStat:
 
 
 @dataclass(frozen=True)
-class SlowStatements:
+class SlowStatements(Tabular):
     """The top statements of the current database, by ``order_by``; ``since`` is when the
     counters were last reset, when the server says."""
 
@@ -78,13 +78,6 @@ class SlowStatements:
             header, rows
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        result: dict[str, Any] = jsonable(self)
-        return result
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 @tooling
