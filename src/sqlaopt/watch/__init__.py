@@ -17,7 +17,8 @@ right).
 See docs/monitoring.md.
 """
 
-from ._advisor import DEFAULT_FACTOR, Advice, Recommendation, StatementAdvice, advise
+from ._advice import DEFAULT_FACTOR, Advice, Recommendation, StatementAdvice
+from ._advisor import advise
 from ._coverage import Coverage, EntryCoverage, compare
 from ._errors import NotEnabledError, WatchError
 from ._health import IndexFinding, IndexHealth, IndexUsage, index_health

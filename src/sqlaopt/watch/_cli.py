@@ -17,7 +17,8 @@ from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._errors import SqlaoptError
-from ._advisor import DEFAULT_FACTOR, Advice, advise
+from ._advice import DEFAULT_FACTOR, Advice
+from ._advisor import advise
 from ._report import report
 from ._workload import Workload
 

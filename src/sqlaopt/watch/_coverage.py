@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from ..indexes import ExclusionSpec, Spec, ddl
 from ..indexes._spec import Entry
-from ._advisor import Advice, as_statements, hypothetical_run
+from ._advice import Advice
+from ._advisor import as_statements, hypothetical_run
 from ._format import Tabular, rows_table
 from ._tooling import tooling
 from ._workload import Workload, WorkloadStatement

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ._advisor import Advice, advise
+from ._advice import Advice
+from ._advisor import advise
 from ._errors import NotEnabledError
 from ._health import IndexHealth, index_health
 from ._pool import PoolCheck, PoolSettings, check_pool, pool_settings
