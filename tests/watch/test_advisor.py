@@ -228,6 +228,9 @@ def test_capture_counts_and_merges(bookings: Engine) -> None:
         for barber in (1, 2, 3):
             conn.execute(text("SELECT count(*) FROM appointments WHERE barber_id = :b"),
                          {"b": barber})
+    with bookings.connect() as conn:  # after the block nothing is recorded any more
+        conn.execute(text("SELECT count(*) FROM appointments WHERE user_id = 1"))
+    assert not any("user_id = 1" in s.sql for s in captured)
     workload = Workload(tuple(captured))
     [entry] = [s for s in workload if "barber_id" in s.sql]
     assert entry.calls == 3 and entry.parameters == {"b": 1} and entry.paramstyle == "pyformat"

@@ -7,6 +7,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import Engine, create_engine, event, text
 
 from sqlaopt.watch import PlanSampler, WatchError
@@ -105,3 +108,45 @@ def test_other_databases_and_bad_input(pg_engine: Engine) -> None:
         PlanSampler(pg_engine, per_minute=0)
     with pytest.raises(WatchError, match="takes an Engine"):
         PlanSampler("postgresql://")  # type: ignore[arg-type]
+
+
+def test_rate_limits_hold_over_any_sequence_of_calls(pg_engine: Engine) -> None:
+    """A state machine: whatever the calls and the clock do, no more than ``per_minute``
+    plans in any minute, no shape twice within ``interval``, and a call that breaks neither
+    rule gets its plan."""
+    per_minute, interval = 3, 90.0
+
+    class Sampling(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = Clock()
+            self.sampler = PlanSampler(pg_engine, per_minute=per_minute, interval=interval,
+                                       clock=self.clock)
+            self.planned: list[tuple[float, int]] = []  # (time, shape) of each plan given
+
+        @rule(seconds=st.sampled_from([0.0, 1.0, 20.0, 45.0, 61.0, 100.0]))
+        def wait(self, seconds: float) -> None:
+            self.clock.now += seconds
+
+        @rule(shape=st.integers(0, 4))
+        def plan(self, shape: int) -> None:
+            now = self.clock.now
+            in_minute = sum(1 for t, _ in self.planned if now - t < 60)
+            last = max((t for t, s in self.planned if s == shape), default=None)
+            allowed = in_minute < per_minute and (last is None or now - last >= interval)
+            result = self.sampler.plan(f"SELECT {shape} AS shape_{shape} FROM pg_class")
+            assert (result is not None) == allowed
+            if result is not None:
+                assert "on pg_class" in result  # the plan of that statement
+                self.planned.append((now, shape))
+
+        @invariant()
+        def bounded(self) -> None:
+            assert len(self.sampler._recent) <= per_minute
+            assert len(self.sampler._shapes) <= 5
+
+        def teardown(self) -> None:
+            self.sampler.close()
+
+    run_state_machine_as_test(Sampling, settings=settings(
+        max_examples=15, stateful_step_count=25, deadline=None))
