@@ -18,6 +18,7 @@ class Category(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(40))
+    notes: Mapped[str | None] = mapped_column(String(200), deferred=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("shape_categories.id"))
     parent: Mapped[Category | None] = relationship(back_populates="children",
                                                    remote_side=[id])

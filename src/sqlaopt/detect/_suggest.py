@@ -118,7 +118,11 @@ def _column(load: Load, site: Site, statement: str) -> Detection:
     name = _column_name(mapper, load.state, site)
     expired = getattr(load.state, "expired_attributes", ())
     if name not in expired:  # unloaded without being expired: deferred by mapping or option
-        fix = f"undefer({model}.{name})"
+        prop = mapper.attrs.get(name) if mapper is not None else None
+        if getattr(prop, "deferred", False):
+            fix = f"undefer({model}.{name})"
+        else:  # the query's own defer(): undefer() would conflict with it
+            fix = f"remove defer({model}.{name}) from the query that loaded the rows"
     else:
         fix = (
             f"load the rows once: select({model}).where({model}.id.in_(ids))"
