@@ -30,7 +30,8 @@ class Team(Base):
     __tablename__ = "shape_teams"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    members: Mapped[list[Person]] = relationship(back_populates="team", order_by="Person.id")
+    members: Mapped[list[Person]] = relationship(back_populates="team", order_by="Person.id",
+                                                 cascade="all, delete-orphan")
 
 
 class Person(Base):
@@ -48,7 +49,8 @@ class Manager(Person):
     __tablename__ = "shape_managers"
 
     id: Mapped[int] = mapped_column(ForeignKey("shape_people.id"), primary_key=True)
-    reports: Mapped[list[Report]] = relationship(order_by="Report.id")
+    reports: Mapped[list[Report]] = relationship(order_by="Report.id",
+                                                 cascade="all, delete-orphan")
     __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "manager"}
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "attribute_being_loaded",
     "class_name_of_table",
     "classify",
+    "deleting",
     "limit_and_offset",
     "track_flushes",
 ]
@@ -185,6 +186,21 @@ def attribute_being_loaded(start: FrameType | None = None) -> str | None:
 
 
 _ATTRIBUTES_MODULE: Final = os.path.join("orm", "attributes.py")
+
+
+def deleting() -> bool:
+    """Whether the statement running now comes from ``Session.delete()`` (its cascade loads
+    the collections it deletes along)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in ("delete", "_delete_impl") and code.co_filename.endswith(_SESSION):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_SESSION: Final = os.path.join("orm", "session.py")
 
 
 def class_name_of_table(table: Any) -> str | None:

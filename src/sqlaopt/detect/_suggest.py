@@ -20,7 +20,7 @@ from sqlalchemy.sql.operators import eq
 
 from ..loading import covering_preset
 from ._callsite import Site
-from ._orm import COLUMN, LAZY, Load, attribute_being_loaded, class_name_of_table
+from ._orm import COLUMN, LAZY, Load, attribute_being_loaded, class_name_of_table, deleting
 from ._report import Detection
 
 __all__ = ["build_detection", "recursion_fix"]
@@ -104,6 +104,10 @@ def _lazy(load: Load, lineage: Lineage, statement: str) -> Detection:
     rels = chain(load, lineage)
     last = rels[-1]
     fix = ".".join(_hops(rels))
+    if deleting():  # the cascade of Session.delete(): the database can do that work
+        fix = (f"relationship(..., passive_deletes=True) on {last.parent.class_.__name__}."
+               f"{last.key} with ON DELETE CASCADE on its foreign key, or load it with the "
+               f"query: {fix}")
     root = rels[0].parent.class_
     # Only presets that bind to the application's own models may be suggested.
     preset = covering_preset(root.__name__, tuple(p.key for p in rels), target=root)
