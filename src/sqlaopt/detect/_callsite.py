@@ -31,7 +31,7 @@ from typing import Final
 
 import sqlalchemy
 
-from ._loops import in_loop
+from ._loops import loop_line
 
 __all__ = [
     "Site",
@@ -391,7 +391,10 @@ class Site:
     location: Place | None
     """The innermost application frame (or, if none, the innermost user frame)."""
     loop: Place | None
-    """The frame that repeats: the innermost frame running inside a loop, or a recursive call."""
+    """Where the repetition is: the first line of the innermost loop on the stack, or a
+    recursive call (None when neither is found)."""
+    loop_elsewhere: bool
+    """Whether ``loop`` is in another frame than ``location`` (a helper called in a loop)."""
     code: CodeType | None
     """The code and instruction of ``location`` (to read which attribute it was reading)."""
     lasti: int
@@ -417,12 +420,13 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2) -> Site:
         frame = None
     frames = list(_user_frames(frame, anchor))
     location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
-    loop_frame = _loop_frame(frames)
+    found = _loop(frames)
     codes = Counter(f.f_code for f in frames)
     recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
     return Site(
         location=_place(location) if location is not None else None,
-        loop=_place(loop_frame) if loop_frame is not None else None,
+        loop=found[0] if found else None,
+        loop_elsewhere=found is not None and found[1] is not location,
         code=location.f_code if location is not None else None,
         lasti=location.f_lasti if location is not None else -1,
         recursive=recursive if depth > 1 else None,
@@ -440,14 +444,18 @@ def depth_of(code: CodeType) -> int:
     return depth
 
 
-def _loop_frame(frames: list[FrameType]) -> FrameType | None:
-    """The innermost frame that is inside a loop of its own code, or that calls a function
-    which is already further in (a recursion)."""
+def _loop(frames: list[FrameType]) -> tuple[Place, FrameType] | None:
+    """Where the loop is, and its frame: the innermost frame running inside a loop of its own
+    code (the loop's first line, so two lines of one loop body are one loop), or a call of a
+    function that is already further in (a recursion: the line of that call)."""
     inner_codes: set[CodeType] = set()
     for frame in frames:
         code = frame.f_code
-        if code in inner_codes or in_loop(code, frame.f_lasti):
-            return frame
+        if code in inner_codes:
+            return _place(frame), frame
+        line = loop_line(code, frame.f_lasti)
+        if line is not None:
+            return Place(code.co_filename, line, _function_name(frame)), frame
         inner_codes.add(code)
     return None
 

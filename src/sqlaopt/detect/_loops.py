@@ -11,7 +11,7 @@ import dis
 from functools import lru_cache
 from types import CodeType
 
-__all__ = ["in_loop"]
+__all__ = ["loop_line"]
 
 _NOT_A_LOOP = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
 
@@ -28,6 +28,18 @@ def _loop_ranges(code: CodeType) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def in_loop(code: CodeType, lasti: int) -> bool:
-    """Whether the instruction at ``lasti`` of ``code`` is inside a loop of ``code``."""
-    return any(start <= lasti <= end for start, end in _loop_ranges(code))
+def loop_line(code: CodeType, lasti: int) -> int | None:
+    """The first line of the innermost loop of ``code`` that the instruction at ``lasti`` is
+    in (a ``for`` loop's own line), or None outside every loop."""
+    inside = [(start, end) for start, end in _loop_ranges(code) if start <= lasti <= end]
+    if not inside:
+        return None
+    start = max(inside)[0]  # the innermost loop starts last
+    return _line_at(code, start)
+
+
+def _line_at(code: CodeType, offset: int) -> int:
+    for start, end, line in code.co_lines():
+        if start <= offset < end and line is not None:
+            return line
+    return code.co_firstlineno

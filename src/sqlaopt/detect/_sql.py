@@ -26,7 +26,7 @@ def strip_preamble(sql: str) -> str:
     return sql[_PREAMBLE.match(sql).end():]  # type: ignore[union-attr]  # always matches
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=1024)
 def is_read(sql: str) -> bool:
     """Whether ``sql`` reads rows: SELECT, VALUES, TABLE, or a WITH whose main statement is
     one of those (``WITH ... INSERT`` writes)."""
@@ -71,7 +71,7 @@ _VALUE_LIST: Final = re.compile(rf"\(\s*{_VALUE}(?:\s*,\s*{_VALUE})*\s*\)")
 _SPACES: Final = re.compile(r"\s+")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def fingerprint(sql: str) -> str:
     """The statement's shape: literals become ``?``, lists of values ``(?+)``, runs of white
     space one space. Two statements that differ only in literal values (f-string SQL,

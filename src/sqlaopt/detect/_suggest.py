@@ -34,7 +34,7 @@ def build_detection(
 ) -> Detection:
     """The detection for ``load`` reaching the threshold at ``site`` (count starts at 0)."""
     location = str(site.location) if site.location is not None else "<unknown>"
-    loop = str(site.loop) if site.loop is not None and site.loop != site.location else None
+    loop = str(site.loop) if site.loop is not None and site.loop_elsewhere else None
     if load.kind == LAZY:
         detection = _lazy(load, lineage, statement)
     elif load.kind == COLUMN:
