@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Table, event
 
 from ._backends import Backend, MemoryBackend
 from ._errors import CacheError
-from ._redis import RedisBackend, is_redis_client
+from ._redis import REDIS_SCHEMES, RedisBackend, is_redis_client
 from ._state import CacheStats, bypassing, reset
 from ._state import stats as _stats
 from ._statements import check_namespace, on_execute, on_execute_no_params, on_executemany
@@ -88,7 +88,7 @@ def _backend(value: object) -> Backend:
         return MemoryBackend()
     if isinstance(value, Backend):
         return value
-    if isinstance(value, str) or is_redis_client(value):
+    if (isinstance(value, str) and value.startswith(REDIS_SCHEMES)) or is_redis_client(value):
         return RedisBackend(value)
     raise CacheError(
         f"install(backend=...) takes None (in-process), a redis:// URL, a redis.Redis client, "

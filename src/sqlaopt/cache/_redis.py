@@ -18,7 +18,9 @@ from typing import Any
 from ._backends import Backend
 from ._errors import CacheError
 
-__all__ = ["RedisBackend", "is_redis_client"]
+__all__ = ["REDIS_SCHEMES", "RedisBackend", "is_redis_client"]
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 Command = tuple[Any, ...]
 Plan = Generator["Command | list[Command]", Any, Any]
@@ -68,7 +70,7 @@ class RedisBackend(Backend):
         self._url: str | None = None
         self._owned = False
         if isinstance(target, str):
-            if not target.startswith(("redis://", "rediss://", "unix://")):
+            if not target.startswith(REDIS_SCHEMES):
                 raise CacheError(f"a Redis URL starts with redis://, rediss:// or unix://, "
                                  f"not {target!r}")
             self._url = target

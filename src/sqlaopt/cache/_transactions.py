@@ -65,33 +65,36 @@ def _lane() -> int:
 
 
 class Pending:
-    """Tables written in one connection's transaction, per savepoint."""
+    """Tables written in one connection's transaction: one set for the transaction, one more
+    per open savepoint."""
 
     __slots__ = ("__weakref__", "frames", "lanes")
 
     def __init__(self) -> None:
-        self.frames: list[tuple[str | None, set[str]]] = [(None, set())]
+        self.frames: list[set[str]] = [set()]
         self.lanes: set[int] = set()
 
     def tables(self) -> frozenset[str]:
-        return frozenset().union(*(tables for _, tables in self.frames))
+        return frozenset().union(*self.frames)
 
     def clear(self) -> None:
-        self.frames = [(None, set())]
+        self.frames = [set()]
         self.lanes.clear()
         _writers.discard(self)
 
-    def unwind(self, name: str, keep: bool) -> None:
-        """Close savepoint ``name`` (and any opened after it): merge its writes into the
-        frame below when released, forget them when rolled back."""
-        names = [frame_name for frame_name, _ in self.frames]
-        if name not in names[1:]:
-            return
-        closing = self.frames[names.index(name):]
-        del self.frames[names.index(name):]
-        if keep:
-            for _, tables in closing:
-                self.frames[-1][1].update(tables)
+    def close_savepoint(self, keep: bool) -> None:
+        """Close the innermost savepoint: its writes join the frame below when released, and
+        vanish when rolled back.
+
+        SQLAlchemy names an automatic savepoint only after the ``savepoint`` event, so frames
+        go by position. Rolling back an outer savepoint while inner ones are open sends one
+        event: the innermost frame goes (its writes were all rolled back) and the outer one
+        stays; its writes are then bumped needlessly at commit, never missed.
+        """
+        if len(self.frames) > 1:
+            closing = self.frames.pop()
+            if keep:
+                self.frames[-1].update(closing)
 
 
 _writers: weakref.WeakSet[Pending] = weakref.WeakSet()
@@ -109,7 +112,7 @@ def record(connection: Connection, tables: frozenset[str]) -> None:
     """Note writes to ``tables`` in the connection's open transaction."""
     found = _pending(connection, create=True)
     assert found is not None
-    found.frames[-1][1].update(tables)
+    found.frames[-1].update(tables)
     found.lanes.add(_lane())
     _writers.add(found)
 
@@ -137,19 +140,19 @@ def lane_pending(tables: frozenset[str]) -> bool:
 def on_savepoint(connection: Connection, name: str) -> None:
     found = _pending(connection, create=True)
     assert found is not None
-    found.frames.append((name, set()))
+    found.frames.append(set())
 
 
 def on_release_savepoint(connection: Connection, name: str, context: Any) -> None:
     found = _pending(connection, create=False)
     if found is not None:
-        found.unwind(name, keep=True)
+        found.close_savepoint(keep=True)
 
 
 def on_rollback_savepoint(connection: Connection, name: str, context: Any) -> None:
     found = _pending(connection, create=False)
     if found is not None:
-        found.unwind(name, keep=False)
+        found.close_savepoint(keep=False)
 
 
 def on_rollback(connection: Connection) -> None:
