@@ -11,10 +11,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, delete, event, insert, select
 from sqlalchemy.orm import Session
 
 import sqlaopt.cache as cache
@@ -81,40 +80,66 @@ def fresh_schema(engine: Engine) -> Engine:
     return engine
 
 
+class Sample:
+    """The sample data of one engine, put back in a few milliseconds (no DDL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = fresh_schema(engine)
+        with engine.connect() as conn:
+            self.rows = {table: [dict(row._mapping) for row in conn.execute(select(table))]
+                         for table in Base.metadata.sorted_tables}
+
+    def restore(self) -> Engine:
+        with self.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(delete(table))
+            for table, rows in self.rows.items():
+                if rows:
+                    conn.execute(insert(table), rows)
+        return self.engine
+
+
 @pytest.fixture(scope="session")
-def pg_engine(cache_pg_url: str) -> Iterator[Engine]:
+def pg_sample(cache_pg_url: str) -> Iterator[Sample]:
     engine = create_engine(cache_pg_url)
-    yield engine
+    yield Sample(engine)
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The reference schema and sample data, fresh for this test, on SQLite and PostgreSQL."""
-    if request.param == "postgresql":
-        yield fresh_schema(request.getfixturevalue("pg_engine"))
-        return
-    engine = create_engine(f"sqlite:///{tmp_path / 'cache.db'}")
-    yield fresh_schema(engine)
+@pytest.fixture(scope="session")
+def sqlite_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
+    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('cache') / 'cache.db'}")
+    yield Sample(engine)
     engine.dispose()
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'cache.db'}")
-    yield fresh_schema(engine)
-    engine.dispose()
+def pg_engine(pg_sample: Sample) -> Engine:
+    """PostgreSQL with the sample data as built."""
+    return pg_sample.restore()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_sample: Sample) -> Engine:
+    """SQLite (a file: each Session its own connection) with the sample data as built."""
+    return sqlite_sample.restore()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Engine:
+    """The sample data as built, on SQLite and PostgreSQL."""
+    fixture = "sqlite_db" if request.param == "sqlite" else "pg_engine"
+    engine: Engine = request.getfixturevalue(fixture)
+    return engine
 
 
 class DatabaseCalls:
     """Statements that reached SQLite itself (its trace callback), not those the cache served."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self) -> None:
         self.sql: list[str] = []
-        event.listen(engine, "connect", self._trace)
-        engine.dispose()  # new connections get the callback
 
-    def _trace(self, dbapi_connection: object, record: object) -> None:
+    def trace(self, dbapi_connection: object, record: object) -> None:
         dbapi_connection.set_trace_callback(self._record)  # type: ignore[attr-defined]
 
     def _record(self, sql: str) -> None:
@@ -123,3 +148,14 @@ class DatabaseCalls:
 
     def selects(self, fragment: str = "") -> int:
         return sum(fragment in sql for sql in self.sql)
+
+
+@pytest.fixture
+def sqlite_calls(sqlite_db: Engine) -> Iterator[DatabaseCalls]:
+    """What reaches SQLite from ``sqlite_db`` during the test."""
+    calls = DatabaseCalls()
+    event.listen(sqlite_db, "connect", calls.trace)
+    sqlite_db.dispose()  # new connections get the callback
+    yield calls
+    event.remove(sqlite_db, "connect", calls.trace)
+    sqlite_db.dispose()

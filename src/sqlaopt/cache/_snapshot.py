@@ -23,8 +23,9 @@ def isolation_level(connection: Connection) -> str | None:
     level = connection.get_execution_options().get("isolation_level")
     if level is None:
         dialect = connection.dialect
+        # Both are set once the dialect has initialised on its first connection.
         level = (getattr(dialect, "_on_connect_isolation_level", None)
-                 or dialect.default_isolation_level)
+                 or getattr(dialect, "default_isolation_level", None))
     return level.upper().replace("_", " ") if isinstance(level, str) else None
 
 

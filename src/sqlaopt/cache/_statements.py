@@ -45,7 +45,7 @@ from ._identity import of_connection
 from ._snapshot import autocommit, fresh
 from ._state import Recording, bypassing, count, logger, recordings
 from ._store import FAILED, Store, current
-from ._tables import ALL, Pair, declared, qualify, reads, text_writes, writes
+from ._tables import ALL, Pair, declared, qualify, reads, text_reads, text_writes, writes
 from ._transactions import pending, record
 
 __all__ = [
@@ -199,14 +199,15 @@ def _read_tables(statement: str, context: ExecutionContext, ttl: float | None
     named = context.execution_options.get(TABLES_OPTION)
     extra = declared(named, TABLES_OPTION) if named is not None else frozenset()
     if context.compiled is None or context.is_text:
-        if named is None:
+        named_here = extra if named is not None else text_reads(statement)
+        if named_here is None:
             if ttl is not None:
                 raise CacheError(
                     f"a cached text() or driver SQL SELECT must name the tables it reads, "
                     f"e.g. .execution_options(sqlaopt_cache={ttl:g}, "
                     f"sqlaopt_tables=('payments',)): {statement[:120]!r}")
             return None, False
-        return qualify(extra, context), bool(_LOCKING_TEXT.search(statement))
+        return qualify(named_here, context), bool(_LOCKING_TEXT.search(statement))
     found = reads(context.compiled)
     if not found.complete and named is None:
         return None, found.locking
@@ -223,6 +224,8 @@ def _unsafe(tables: frozenset[str] | None, locking: bool, context: ExecutionCont
     options = context.execution_options
     if options.get("stream_results") or options.get("yield_per"):
         return "it streams its rows"
+    if not tables:  # reads no table (SELECT 1, SHOW ...): no version can be stale
+        return None
     connection = context.root_connection
     written = pending(connection)
     if written and (ALL in written or not written.isdisjoint(tables)):

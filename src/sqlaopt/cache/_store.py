@@ -125,9 +125,11 @@ class Store:
             if in_greenlet and self.backend.io:
                 if unsent:
                     await_only(self.backend.abump(unsent))
+                    self._sent(unsent)
                 return await_only(getattr(self.backend, "a" + name)(*args))
             if unsent:
                 self.backend.bump(unsent)
+                self._sent(unsent)
             return getattr(self.backend, name)(*args)
         except Exception as error:  # the application never sees a cache failure
             self._failed(error, unsent)
@@ -141,13 +143,19 @@ class Store:
             if not self.backend.io:
                 if unsent:
                     self.backend.bump(unsent)
+                    self._sent(unsent)
                 return getattr(self.backend, name)(*args)
             if unsent:
                 await self.backend.abump(unsent)
+                self._sent(unsent)
             return await getattr(self.backend, "a" + name)(*args)
         except Exception as error:  # the application never sees a cache failure
             self._failed(error, unsent)
             return FAILED
+
+    def _sent(self, keys: list[str]) -> None:
+        count(None, "invalidations", len(keys))
+        logger.debug("sqlaopt cache: sent the invalidation of %s", ", ".join(keys))
 
     def _failed(self, error: Exception, unsent: list[str]) -> None:
         if unsent:

@@ -38,6 +38,7 @@ __all__ = [
     "declared",
     "qualify",
     "reads",
+    "text_reads",
     "text_writes",
     "writes",
 ]
@@ -249,6 +250,15 @@ def _parse_writes(sql: str) -> frozenset[Pair] | None:
         if match:
             return frozenset({_split_name(match.group(1))})
     return _ALL_PAIR
+
+
+_READS_FROM = re.compile(r"\b(FROM|JOIN)\b", re.I)
+
+
+def text_reads(sql: str) -> frozenset[Pair] | None:
+    """The tables a textual read names: none when it has no FROM or JOIN (``SELECT 1``,
+    ``SHOW ...``, a dialect's ``select current_schema()``), otherwise unknown (None)."""
+    return None if _READS_FROM.search(_LITERALS.sub("''", sql)) else frozenset()
 
 
 def _split_name(name: str) -> Pair:
