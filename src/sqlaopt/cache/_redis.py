@@ -117,7 +117,7 @@ class RedisBackend(Backend):
 
     @staticmethod
     def _bump(version_keys: Sequence[str]) -> Plan:
-        yield [("SET", key, secrets.token_hex(8)) for key in version_keys]
+        yield ("MSET", *(part for key in version_keys for part in (key, secrets.token_hex(8))))
 
     @staticmethod
     def _acquire(lock_key: str, seconds: float) -> Plan:
