@@ -43,11 +43,11 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from report_targets import machine_facts  # benchmarks/ is on sys.path when run as a script
 from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import sqlaopt.cache as cache
+from report_targets import machine_facts  # benchmarks/ is on sys.path when run as a script
 from sqlaopt import indexes
 from sqlaopt._timing import percentile
 from sqlaopt.booking import flow_arguments, generate, optimized
@@ -168,8 +168,8 @@ def latency_rows(engine: Engine, arguments: dict[str, dict[str, Any]], args: arg
                 with installed(backend, f"{run}-{name}-{mode}-{label}"):
                     call = flow_call(engine, name, flow_args, mode)
                     call()
-                    miss = timed(call, args.runs,
-                                 before=lambda: cache.invalidate(INVALIDATES[name]))
+                    table = INVALIDATES[name]
+                    miss = timed(call, args.runs, before=lambda t=table: cache.invalidate(t))
                     call()
                     hit = timed(call, args.runs)
                     mix = mixed(call, invalidating_write(engine, name, flow_args), args.mix)
@@ -241,8 +241,9 @@ def overhead_rows(engine: Engine, backends: dict[str, str | None], reps: int, ru
                     workload(engine)
                     wall[workload_name][name].append(time.perf_counter() - start)
                     cpu[workload_name][name].append(time.process_time() - start_cpu)
-    rows = ["| workload | not installed (median) | " + " | ".join(
-        f"{c}: wall / CPU ratio" for c in names[1:]) + " |", "|---|---|" + "---|" * (len(names) - 1)]
+    rows = ["| workload | not installed (median) | "
+            + " | ".join(f"{c}: wall / CPU ratio" for c in names[1:]) + " |",
+            "|---|---|" + "---|" * (len(names) - 1)]
     for workload_name in workloads:
         base, base_cpu = wall[workload_name][names[0]], cpu[workload_name][names[0]]
         cells = [f"{_median_ratio(wall[workload_name][c], base):.3f} / "

@@ -8,6 +8,7 @@ keys live under a namespace unique to this test run and each test, deleted after
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -54,15 +55,22 @@ def backend(request: pytest.FixtureRequest) -> str | None:
     return None if request.param == "memory" else request.getfixturevalue("redis_url")
 
 
-@pytest.fixture
-def installed(backend: str | None, namespace: str) -> Iterator[str]:
-    """The cache installed on each backend; yields the namespace."""
+@contextlib.contextmanager
+def installed_on(backend: object, namespace: str) -> Iterator[str]:
+    """The cache installed on ``backend`` for the block; its keys deleted afterwards."""
     cache.install(backend, namespace=namespace)
     try:
         yield namespace
     finally:
         cache.clear()
         cache.uninstall()
+
+
+@pytest.fixture
+def installed(backend: str | None, namespace: str) -> Iterator[str]:
+    """The cache installed on each backend; yields the namespace."""
+    with installed_on(backend, namespace):
+        yield namespace
 
 
 @pytest.fixture(scope="session")

@@ -243,3 +243,15 @@ def test_async_functions(sqlite_db: Engine, pg_engine: Engine, installed: str) -
     for url in urls:
         asyncio.run(scenario(url))
     assert calls == ["async"] * 4
+
+
+def test_counters_stay_bounded_with_many_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlaopt.cache import _state
+
+    monkeypatch.setattr(_state, "_counts", {})
+    monkeypatch.setattr(_state, "MAX_NAMESPACES", 3)
+    for tenant in ("a", "b", "c", "d", "e"):
+        _state.count(tenant, "hits")
+    assert (cache.stats("c").hits, cache.stats("d").hits) == (1, 0)
+    assert cache.stats(_state.OTHER_NAMESPACES).hits == 2
+    assert cache.stats().hits == 5

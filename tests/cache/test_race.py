@@ -23,6 +23,7 @@ from sqlaopt.cache import _transactions
 from sqlaopt.cache._backends import Backend
 
 from ._support import add_payment, total
+from .conftest import installed_on
 
 pytestmark = pytest.mark.nplusone(mode="off")
 
@@ -76,13 +77,9 @@ class GatedBackend(Backend):
 def gated(pg_engine: Engine, backend: str | None, namespace: str) -> Iterator[GatedBackend]:
     real = cache.MemoryBackend() if backend is None else cache.RedisBackend(backend)
     wrapper = GatedBackend(real)
-    cache.install(wrapper, namespace=namespace)
-    try:
+    with installed_on(wrapper, namespace):
         yield wrapper
-    finally:
-        cache.clear()
-        cache.uninstall()
-        real.close()
+    real.close()
 
 
 def in_thread(pool: ThreadPoolExecutor, work: Callable[[], Any]) -> Future[Any]:

@@ -31,6 +31,7 @@ import sqlaopt.cache as cache
 from sqlaopt.booking.models import Payment
 
 from ._report import QueryResultCache, analytics, revenue
+from .conftest import installed_on
 
 pytestmark = [pytest.mark.nplusone(mode="off"),
               # the report's code, as written, calls the deprecated setex
@@ -56,10 +57,8 @@ def report(client: redis.Redis, namespace: str) -> Iterator[QueryResultCache]:
 
 @pytest.fixture
 def on_redis(redis_url: str, namespace: str) -> Iterator[str]:
-    cache.install(redis_url, namespace=namespace)
-    yield namespace
-    cache.clear()
-    cache.uninstall()
+    with installed_on(redis_url, namespace):
+        yield namespace
 
 
 def a_user(engine: Engine) -> int:

@@ -18,7 +18,7 @@ import enum
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
 from .._names import did_you_mean
@@ -115,58 +115,36 @@ class _Function:
         key = self._key(store, args, kwargs)
         if store is None or key is None:
             return self.func(*args, **kwargs)
-        plan = self._plan(store, key)
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = plan.send(reply) if error is None else plan.throw(error)
-            except StopIteration as done:
-                return done.value
-            reply, error = None, None
+        steps = _Steps(self._plan(store, key))
+        while (step := steps.next()) is not None:
             if step[0] == "read":
-                reply = store.read(step[1], step[2], False)
+                steps.reply = store.read(step[1], step[2], False)
             elif step[0] == "write":
-                reply = store.write(step[1], step[2], self.ttl, False)
+                steps.reply = store.write(step[1], step[2], self.ttl, False)
             elif step[0] == "wait":
                 step[1].wait(False)
             else:
-                token = recordings.set((*recordings.get(), step[1]))
-                try:
-                    reply = self.func(*args, **kwargs)
-                except BaseException as raised:  # thrown into the plan, which re-raises it
-                    error = raised
-                finally:
-                    recordings.reset(token)
+                with steps.calling(step[1]):
+                    steps.reply = self.func(*args, **kwargs)
+        return steps.value
 
     async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         store = current()
         key = self._key(store, args, kwargs)
         if store is None or key is None:
             return await cast(Awaitable[Any], self.func(*args, **kwargs))
-        plan = self._plan(store, key)
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = plan.send(reply) if error is None else plan.throw(error)
-            except StopIteration as done:
-                return done.value
-            reply, error = None, None
+        steps = _Steps(self._plan(store, key))
+        while (step := steps.next()) is not None:
             if step[0] == "read":
-                reply = await store.aread(step[1], step[2])
+                steps.reply = await store.aread(step[1], step[2])
             elif step[0] == "write":
-                reply = await store.awrite(step[1], step[2], self.ttl)
+                steps.reply = await store.awrite(step[1], step[2], self.ttl)
             elif step[0] == "wait":
                 await step[1].await_done()
             else:
-                token = recordings.set((*recordings.get(), step[1]))
-                try:
-                    reply = await self.func(*args, **kwargs)
-                except BaseException as raised:  # thrown into the plan, which re-raises it
-                    error = raised
-                finally:
-                    recordings.reset(token)
+                with steps.calling(step[1]):
+                    steps.reply = await self.func(*args, **kwargs)
+        return steps.value
 
     # ------------------------------------------------------------------------------ plan
 
@@ -276,6 +254,39 @@ class _Function:
         if self._classes is None:
             self._classes = _annotated_classes(self.func)
         return self._classes
+
+
+class _Steps:
+    """Walks a plan: hands it each step's reply, or the exception the function raised."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.reply: Any = None
+        self.error: BaseException | None = None
+        self.value: Any = None
+
+    def next(self) -> tuple[Any, ...] | None:
+        """The next step, or None once the plan returned (its value is in ``value``)."""
+        try:
+            step = (self.plan.send(self.reply) if self.error is None
+                    else self.plan.throw(self.error))
+        except StopIteration as done:
+            self.value = done.value
+            return None
+        self.reply, self.error = None, None
+        return step
+
+    @contextlib.contextmanager
+    def calling(self, recording: Recording) -> Iterator[None]:
+        """Run the function with ``recording`` active; what it raises goes to the plan (which
+        re-raises it after releasing its flight)."""
+        token = recordings.set((*recordings.get(), recording))
+        try:
+            yield
+        except BaseException as raised:
+            self.error = raised
+        finally:
+            recordings.reset(token)
 
 
 def _annotated_classes(func: Callable[..., Any]) -> dict[str, type]:

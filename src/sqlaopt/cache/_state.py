@@ -67,13 +67,21 @@ class CacheStats:
 _FIELDS = [f.name for f in fields(CacheStats)]
 _counts: dict[str | None, dict[str, int]] = {}
 _lock = threading.Lock()
+MAX_NAMESPACES = 1000
+OTHER_NAMESPACES = "(other namespaces)"
+"""Where namespaces past the first :data:`MAX_NAMESPACES` are counted (tenants can be many)."""
 
 
 def count(namespace: str | None, field: str, amount: int = 1) -> None:
     """Add to a counter; ``namespace`` None for the ones that belong to no entry namespace
     (errors, invalidations)."""
     with _lock:
-        _counts.setdefault(namespace, dict.fromkeys(_FIELDS, 0))[field] += amount
+        counts = _counts.get(namespace)
+        if counts is None:
+            if len(_counts) >= MAX_NAMESPACES:
+                namespace = OTHER_NAMESPACES
+            counts = _counts.setdefault(namespace, dict.fromkeys(_FIELDS, 0))
+        counts[field] += amount
 
 
 def stats(namespace: str | None = None) -> CacheStats:
