@@ -3,6 +3,7 @@ in-process and the Redis backend."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from decimal import Decimal
@@ -23,6 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 import sqlaopt.cache as cache
@@ -419,3 +421,35 @@ def test_entries_expire_after_their_ttl(sqlite_db: Engine, installed: str) -> No
     with Session(sqlite_db) as session:
         total(session, ttl=0.05)
     assert counters()[:2] == (0, 2)
+
+
+def test_legacy_query_and_bulk_mappings(db: Engine, installed: str) -> None:
+    with Session(db) as session:
+        query = session.query(func.count(Payment.id)).execution_options(sqlaopt_cache=60)
+        before = query.scalar()
+        assert query.scalar() == before
+        session.bulk_insert_mappings(Payment, [{"amount": Decimal("1.00"), "status": "a"}] * 3)
+        session.commit()
+        assert query.scalar() == before + 3
+    assert counters()[:2] == (1, 2)
+
+
+def test_asyncio_sessions(db: Engine, installed: str) -> None:
+    url = db.url.render_as_string(hide_password=False)
+    url = url.replace("sqlite:", "sqlite+aiosqlite:").replace("+psycopg:", "+psycopg_async:")
+
+    async def scenario() -> list[Decimal]:
+        engine = create_async_engine(url)
+        seen = []
+        async with AsyncSession(engine) as session:
+            query = cached(select(func.sum(Payment.amount)))
+            seen += [await session.scalar(query), await session.scalar(query)]
+            session.add(Payment(amount=Decimal("5.00"), status="completed"))
+            await session.commit()
+            seen.append(await session.scalar(query))
+        await engine.dispose()
+        return seen
+
+    first, second, third = asyncio.run(scenario())
+    assert first == second and third == first + 5
+    assert counters() == (1, 2, 2, 0, 0, 1)
