@@ -3,10 +3,11 @@
 On a fresh reference schema filled by :func:`sqlaopt.booking.generate` (and the report's
 indexes plus the supplement, so the uncached flows are the optimized ones):
 
-1. latency of ``revenue_report`` and ``analytics_dashboard`` (each call in a fresh Session):
-   uncached, cache **miss** (its table invalidated before each call) and cache **hit**, for
-   the in-process and the Redis backend, cached two ways: ``@sqlaopt.cache.cached`` on the
-   flow function, and ``sqlaopt_cache`` on every statement of an engine;
+1. latency of ``revenue_report`` and ``analytics_dashboard`` (each call in a fresh Session),
+   optimized and as the report found them (naive): uncached, cache **miss** (its table
+   invalidated just before) and cache **hit**, the three interleaved, for the in-process and
+   the Redis backend, cached two ways: ``@sqlaopt.cache.cached`` on the flow function, and
+   ``sqlaopt_cache`` on every statement of an engine (optimized flows only);
 2. a 95/5 read/write mix: 95 % calls of the cached flow, 5 % writes that invalidate it (a
    completed payment for the revenue report, an appointment for the dashboard, each
    committed): read p50/p95, write p50/p95 and the hit ratio;
@@ -50,10 +51,9 @@ import sqlaopt.cache as cache
 from report_targets import machine_facts  # benchmarks/ is on sys.path when run as a script
 from sqlaopt import indexes
 from sqlaopt._timing import percentile
-from sqlaopt.booking import flow_arguments, generate, optimized
+from sqlaopt.booking import flow_arguments, generate, naive, optimized
 from sqlaopt.booking.models import Appointment, Base, Payment
 
-FLOWS = {"Revenue report": "revenue_report", "Analytics dashboard": "analytics_dashboard"}
 INVALIDATES = {"revenue_report": "payments", "analytics_dashboard": "appointments"}
 TTL = 600
 
@@ -92,10 +92,12 @@ def not_installed() -> Iterator[None]:
     yield
 
 
-def flow_call(engine: Engine, name: str, arguments: dict[str, Any], mode: str
-              ) -> Callable[[], Any]:
-    """One call of the flow in a fresh Session, cached as ``mode`` says."""
-    function = getattr(optimized, name)
+def flow_call(engine: Engine, name: str, arguments: dict[str, Any], mode: str,
+              version: str = "optimized") -> Callable[[], Any]:
+    """One call of the flow (``optimized`` or ``naive``) in a fresh Session, cached as
+    ``mode`` says: ``none``, ``function`` (``@cached``) or ``statement`` (``sqlaopt_cache``
+    on every statement of the engine)."""
+    function = getattr(optimized if version == "optimized" else naive, name)
     if mode == "function":
         function = cache.cached(TTL)(function)
     bind = engine.execution_options(sqlaopt_cache=TTL) if mode == "statement" else engine
@@ -134,24 +136,40 @@ def invalidating_write(engine: Engine, name: str, arguments: dict[str, Any]
     return write
 
 
-def timed(call: Callable[[], Any], runs: int, before: Callable[[], None] | None = None
-          ) -> list[float]:
-    """Milliseconds of ``runs`` calls; ``before`` runs untimed ahead of each."""
-    latencies = []
-    for _ in range(runs):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        call()
-        latencies.append((time.perf_counter() - start) * 1000)
-    return latencies
-
-
 def p50_p95(latencies: list[float]) -> str:
     return f"{percentile(latencies, 0.5):.2f} / {percentile(latencies, 0.95):.2f}"
 
 
+def interleaved(plain: Callable[[], Any], call: Callable[[], Any], table: str, runs: int
+                ) -> tuple[list[float], list[float], list[float]]:
+    """Milliseconds of ``runs`` rounds of: the flow uncached, a miss (``table`` invalidated
+    just before), a hit; interleaved so that changes in machine load hit all three alike."""
+    uncached: list[float] = []
+    misses: list[float] = []
+    hits: list[float] = []
+    for _ in range(runs):
+        uncached.append(_ms(plain))
+        cache.invalidate(table)
+        misses.append(_ms(call))
+        hits.append(_ms(call))
+    return uncached, misses, hits
+
+
+def _ms(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
 # ---------------------------------------------------------------------------- latency
+
+
+CASES = [  # (title, flow, version, caching modes)
+    ("Revenue report", "revenue_report", "optimized", ("function", "statement")),
+    ("Analytics dashboard", "analytics_dashboard", "optimized", ("function", "statement")),
+    ("Revenue report, naive", "revenue_report", "naive", ("function",)),
+    ("Analytics dashboard, naive", "analytics_dashboard", "naive", ("function",)),
+]
 
 
 def latency_rows(engine: Engine, arguments: dict[str, dict[str, Any]], args: argparse.Namespace,
@@ -160,19 +178,18 @@ def latency_rows(engine: Engine, arguments: dict[str, dict[str, Any]], args: arg
             "hit p50 / p95 ms | hit speed-up (p50) | 95/5 mix: read p50 / p95 ms | "
             "write p50 / p95 ms | hit ratio |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    for title, name in FLOWS.items():
+    for title, name, version, modes in CASES:
         flow_args = arguments[name]
-        uncached = timed(flow_call(engine, name, flow_args, "none"), args.runs)
-        for mode in ("function", "statement"):
+        runs = args.runs if version == "optimized" else max(10, args.runs // 10)
+        operations = args.mix if version == "optimized" else max(100, args.mix // 5)
+        plain = flow_call(engine, name, flow_args, "none", version)
+        for mode in modes:
             for label, backend in backends.items():
-                with installed(backend, f"{run}-{name}-{mode}-{label}"):
-                    call = flow_call(engine, name, flow_args, mode)
+                with installed(backend, f"{run}-{name}-{version}-{mode}-{label}"):
+                    call = flow_call(engine, name, flow_args, mode, version)
                     call()
-                    table = INVALIDATES[name]
-                    miss = timed(call, args.runs, before=lambda t=table: cache.invalidate(t))
-                    call()
-                    hit = timed(call, args.runs)
-                    mix = mixed(call, invalidating_write(engine, name, flow_args), args.mix)
+                    uncached, miss, hit = interleaved(plain, call, INVALIDATES[name], runs)
+                    mix = mixed(call, invalidating_write(engine, name, flow_args), operations)
                 rows.append(
                     f"| {title} | {mode} | {label} | {p50_p95(uncached)} | {p50_p95(miss)} | "
                     f"{p50_p95(hit)} | {percentile(uncached, .5) / percentile(hit, .5):,.0f}× "
