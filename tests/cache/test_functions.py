@@ -255,3 +255,29 @@ def test_counters_stay_bounded_with_many_namespaces(monkeypatch: pytest.MonkeyPa
     assert (cache.stats("c").hits, cache.stats("d").hits) == (1, 0)
     assert cache.stats(_state.OTHER_NAMESPACES).hits == 2
     assert cache.stats().hits == 5
+
+
+def test_driver_sql_without_parameters_is_recorded(db: Engine, installed: str) -> None:
+    @cache.cached(60)
+    def count_raw(session: Session) -> int:
+        calls.append("raw")
+        return int(session.connection().exec_driver_sql(
+            "SELECT count(*) FROM payments", execution_options={"no_parameters": True},
+        ).scalar_one())
+
+    @cache.cached(60)
+    def count_declared(session: Session) -> int:
+        calls.append("declared")
+        return int(session.connection().exec_driver_sql(
+            "SELECT count(*) FROM payments",
+            execution_options={"no_parameters": True, "sqlaopt_tables": ["payments"]},
+        ).scalar_one())
+
+    with Session(db) as session:
+        count_raw(session), count_raw(session)  # its tables are unknown: never stored
+        first = count_declared(session)
+        assert count_declared(session) == first
+        add_payment(session, "1.00")
+        session.commit()
+        assert count_declared(session) == first + 1
+    assert calls == ["raw", "raw", "declared", "declared"]

@@ -120,11 +120,15 @@ def on_executemany(cursor: Any, statement: str, parameters: Any,
 
 
 def on_execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> bool:
+    """Driver SQL run with ``no_parameters=True``: never served from the cache, but its
+    writes are noted and a cached function running it records its tables."""
     written = _written(statement, context)
-    if written is None:
-        return False
-    return _on_write(context, written, lambda: context.dialect.do_execute_no_params(
-        cursor, statement, context))
+    if written is not None:
+        return _on_write(context, written, lambda: context.dialect.do_execute_no_params(
+            cursor, statement, context))
+    if recordings.get():
+        _on_read(cursor, statement, (), context, None)
+    return False
 
 
 def _written(statement: str, context: ExecutionContext) -> frozenset[Pair] | None:
