@@ -9,6 +9,7 @@ backend again; until then this process reads nothing from it.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -102,7 +103,8 @@ class Store:
             self._keep_unsent(keys)
             return
         count(None, "invalidations", len(names))
-        logger.debug("sqlaopt cache: invalidated %s", ", ".join(names))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sqlaopt cache: invalidated %s", ", ".join(names))
 
     def _keep_unsent(self, keys: list[str]) -> None:
         with self._lock:

@@ -64,11 +64,26 @@ class Reads:
     locking: bool
 
 
-def qualify(pairs: Iterable[Pair], context: ExecutionContext) -> frozenset[str]:
+def qualify(pairs: frozenset[Pair], context: ExecutionContext) -> frozenset[str]:
     """Final table names for ``pairs`` on the context's connection."""
     translate: Mapping[str | None, str | None] | None = context.execution_options.get(
         "schema_translate_map")
     default = context.dialect.default_schema_name
+    if translate:
+        return _qualify(pairs, translate, default)
+    key = (pairs, default)
+    found = _qualified.get(key)
+    if found is None:
+        found = _qualify(pairs, None, default)
+        with _lock:
+            if len(_qualified) >= _MAX_STRINGS:
+                _qualified.clear()
+            _qualified[key] = found
+    return found
+
+
+def _qualify(pairs: frozenset[Pair], translate: Mapping[str | None, str | None] | None,
+             default: str | None) -> frozenset[str]:
     default = default.lower() if default else None
     names = set()
     for schema, name in pairs:
@@ -81,6 +96,9 @@ def qualify(pairs: Iterable[Pair], context: ExecutionContext) -> frozenset[str]:
             schema = None
         names.add(name.lower() if schema is None else f"{schema.lower()}.{name.lower()}")
     return frozenset(names)
+
+
+_qualified: dict[tuple[frozenset[Pair], str | None], frozenset[str]] = {}
 
 
 # ----------------------------------------------------------------------------------- reads

@@ -75,12 +75,15 @@ class Pending:
         self.lanes: set[int] = set()
 
     def tables(self) -> frozenset[str]:
+        if len(self.frames) == 1:
+            return frozenset(self.frames[0])
         return frozenset().union(*self.frames)
 
     def clear(self) -> None:
-        self.frames = [set()]
-        self.lanes.clear()
-        _writers.discard(self)
+        if self.lanes or len(self.frames) > 1 or self.frames[0]:
+            self.frames = [set()]
+            self.lanes.clear()
+            _writers.discard(self)
 
     def close_savepoint(self, keep: bool) -> None:
         """Close the innermost savepoint: its writes join the frame below when released, and
