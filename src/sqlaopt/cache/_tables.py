@@ -64,8 +64,9 @@ class Reads:
     locking: bool
 
 
-def qualify(pairs: frozenset[Pair], context: ExecutionContext) -> frozenset[str]:
+def qualify(pairs: Iterable[Pair], context: ExecutionContext) -> frozenset[str]:
     """Final table names for ``pairs`` on the context's connection."""
+    pairs = pairs if isinstance(pairs, frozenset) else frozenset(pairs)
     translate: Mapping[str | None, str | None] | None = context.execution_options.get(
         "schema_translate_map")
     default = context.dialect.default_schema_name
