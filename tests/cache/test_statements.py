@@ -453,3 +453,16 @@ def test_asyncio_sessions(db: Engine, installed: str) -> None:
     first, second, third = asyncio.run(scenario())
     assert first == second and third == first + 5
     assert counters() == (1, 2, 2, 0, 0, 1)
+
+
+def test_statements_that_read_no_table_run_unless_declared(pg_engine: Engine,
+                                                           installed: str) -> None:
+    with Session(pg_engine) as session:
+        lock = cached(select(func.pg_advisory_xact_lock(42)))
+        now = cached(text("SELECT clock_timestamp()"))
+        declared_now = now.execution_options(sqlaopt_tables=())
+        for _ in range(2):
+            session.execute(lock).all()
+            session.execute(now).all()
+        assert session.execute(declared_now).one() == session.execute(declared_now).one()
+    assert counters()[:4] == (1, 1, 1, 4)

@@ -178,6 +178,10 @@ def _on_read(cursor: Any, statement: str, parameters: Any, context: ExecutionCon
     tables, locking = _read_tables(statement, context, ttl)
     reason = ("inside sqlaopt.cache.bypass()" if bypassing.get()
               else _unsafe(tables, locking, context))
+    if reason is None and ttl is not None and not tables and TABLES_OPTION not in options:
+        # nextval(), now(), pg_advisory_xact_lock(): a statement that reads no table is
+        # cached only when the application says so (sqlaopt_tables=()).
+        reason = "it reads no table"
     if reason is not None or tables is None:
         _spoil(active, reason or "")
         if ttl is not None:
