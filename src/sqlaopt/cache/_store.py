@@ -95,7 +95,7 @@ class Store:
 
     def bump(self, tables: Iterable[str], in_greenlet: bool) -> None:
         """Give ``tables`` new versions: entries that read them are never served again."""
-        names = sorted(set(tables))
+        names = sorted(tables)
         if not names:
             return
         keys = [f"{self.prefix}t:{name}" for name in names]
