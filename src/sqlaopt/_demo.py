@@ -259,7 +259,8 @@ def _cache(demo: Demo) -> None:
         booked = _book(demo, arguments["barber_id"], arguments["start"])
         again, again_ms, _ = timed_call()
         demo.out(f"  booked barber {arguments['barber_id']} at {booked:%Y-%m-%d %H:%M} and "
-                 f"committed: the commit invalidated {cache.stats().invalidations} tables")
+                 f"committed: the commit invalidated "
+                 f"{_plural(cache.stats().invalidations, 'table')}")
         demo.out(f"  dashboard again: {again_ms:.2f} ms, {again.total_appointments} "
                  f"appointments (was {first.total_appointments}): "
                  f"{demo.style.green('fresh after the commit')}, never stale")
