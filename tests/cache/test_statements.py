@@ -466,3 +466,33 @@ def test_statements_that_read_no_table_run_unless_declared(pg_engine: Engine,
             session.execute(now).all()
         assert session.execute(declared_now).one() == session.execute(declared_now).one()
     assert counters()[:4] == (1, 1, 1, 4)
+
+
+def test_psycopg2_and_asyncpg(pg_engine: Engine, installed: str) -> None:
+    url = pg_engine.url.render_as_string(hide_password=False)
+    repeatable = create_engine(url.replace("+psycopg:", "+psycopg2:"),
+                               isolation_level="REPEATABLE READ")
+    try:
+        with Session(repeatable) as session:
+            first = total(session)  # starts the snapshot: cached (psycopg2 says no transaction)
+            assert total(session) == first  # inside the snapshot: uncached
+        with Session(repeatable) as session:
+            assert total(session) == first  # served
+        assert counters()[:4] == (1, 1, 1, 1)
+    finally:
+        repeatable.dispose()
+
+    async def scenario() -> list[Decimal]:
+        engine = create_async_engine(url.replace("+psycopg:", "+asyncpg:"))
+        async with AsyncSession(engine) as session:
+            seen = [await session.scalar(cached(select(func.sum(Payment.amount))))]
+            seen.append(await session.scalar(cached(select(func.sum(Payment.amount)))))
+            session.add(Payment(amount=Decimal("2.00"), status="completed"))
+            await session.commit()
+            seen.append(await session.scalar(cached(select(func.sum(Payment.amount)))))
+        await engine.dispose()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == [first, first, first + 2]
+    assert counters()[:2] == (2, 3)
