@@ -32,9 +32,9 @@ def _unreachable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-def _private_database(admin_url: str, what: str) -> Iterator[str]:
+def _private_database(admin_url: str, what: str, suffix: str = "") -> Iterator[str]:
     """Create a database of our own on the server behind ``admin_url`` and yield its URL."""
-    name = f"sqlaopt_{os.getpid()}"
+    name = f"sqlaopt_{os.getpid()}{suffix}"
     isolation = "AUTOCOMMIT"
     try:
         admin = create_engine(admin_url, isolation_level=isolation)

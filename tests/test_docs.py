@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import sqlaopt
+import sqlaopt.cache
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"])
@@ -62,6 +63,7 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
                 assert printed.getvalue() == expected, f"example {number} of {page_id(page)}"
     finally:
         sqlaopt.uninstall()
+        sqlaopt.cache.uninstall()
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if EXACT_OUTPUT in p.read_text()],

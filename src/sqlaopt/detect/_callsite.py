@@ -14,17 +14,11 @@ reached the threshold is still running (:func:`describe`).
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
 import sys
 import sysconfig
-import threading
-import weakref
-from asyncio import current_task
-from asyncio.events import _get_running_loop
 from collections import Counter
 from collections.abc import Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Final
@@ -40,7 +34,6 @@ __all__ = [
     "describe",
     "format_location",
     "is_test_code",
-    "lane",
     "set_test_code",
     "treat_as_library",
 ]
@@ -182,31 +175,6 @@ def is_test_code(filename: str | None) -> bool:
     if not filename or not _test_files:
         return False
     return filename in _test_files or os.path.basename(filename) == "conftest.py"
-
-
-# ---------------------------------------------------------------- lanes
-
-
-_lane: ContextVar[tuple[weakref.ref[object], int] | None] = ContextVar("sqlaopt_lane", default=None)
-_numbers = itertools.count(1)
-
-
-def lane() -> int:
-    """A number for the running asyncio task, thread, or piece of work run in a copy of
-    another's context (``asyncio.to_thread``, executor work under the pytest plugin), that no
-    later one gets, even when CPython hands a finished thread's or task's id to the next."""
-    loop = _get_running_loop()
-    owner: object = current_task(loop) if loop is not None else None
-    if owner is None:
-        owner = threading.current_thread()
-    # The value lives in the context: a copy made for another thread or task carries the
-    # original owner's, which the identity check tells apart.
-    owned = _lane.get()
-    if owned is not None and owned[0]() is owner:
-        return owned[1]
-    number = next(_numbers)
-    _lane.set((weakref.ref(owner), number))
-    return number
 
 
 # ---------------------------------------------------------------- keys

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
-from ._callsite import capture, depth_of, describe, is_test_code, lane
+from .._lanes import lane
+from ._callsite import capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
 from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, limit_and_offset, track_flushes
 from ._report import Detection
