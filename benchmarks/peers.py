@@ -23,11 +23,19 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, ForeignKey, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    joinedload,
+    mapped_column,
+    relationship,
+    selectinload,
+)
 
 import sqlaopt
 from detector_overhead import WORKLOADS, measure, prepare, ratio_table
@@ -162,6 +170,153 @@ def two_threads_same_line(engine: Engine) -> None:
         t.join()
 
 
+# ---------------------------------------------------------------- issue 9's shapes
+
+
+class ShapesBase(DeclarativeBase):
+    pass
+
+
+class Node(ShapesBase):
+    """A self-referential tree."""
+
+    __tablename__ = "peers_nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("peers_nodes.id"))
+    children: Mapped[list[Node]] = relationship()
+
+
+class Stamped(ShapesBase):
+    """Server defaults fetched back by a SELECT inside the flush (no RETURNING)."""
+
+    __tablename__ = "peers_stamped"
+    __table_args__: ClassVar[dict[str, Any]] = {"implicit_returning": False}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(server_default=text("1"))
+
+
+def prepare_shapes(engine: Engine) -> None:
+    ShapesBase.metadata.drop_all(engine)
+    ShapesBase.metadata.create_all(engine)
+    with Session(engine) as s:
+        root = Node()
+        level = [root]
+        for _ in range(3):
+            following: list[Node] = []
+            for node in level:
+                node.children.extend([Node(), Node()])
+                following.extend(node.children)
+            level = following
+        s.add(root)
+        s.commit()
+
+
+def recursive_walk(engine: Engine) -> None:
+    def walk(node: Node) -> int:
+        return 1 + sum(walk(child) for child in node.children)
+
+    with Session(engine) as s:
+        walk(s.scalars(select(Node).where(Node.parent_id.is_(None))).one())
+
+
+def helper_in_two_loops(engine: Engine) -> None:
+    def client_of(a: Appointment) -> object:
+        return a.client
+
+    with Session(engine) as s:
+        rows = _appointments(s, 12)
+        for a in rows[:6]:
+            client_of(a)
+        for a in rows[6:]:
+            client_of(a)
+
+
+def single_key_in_lists(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 6):
+            s.scalars(select(Client).where(Client.id.in_([i]))).all()
+
+
+def commented_text_reads(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 6):
+            s.execute(text(f"/* app */ SELECT name FROM clients WHERE id = {i}")).all()
+
+
+def sequential_threads(engine: Engine) -> None:
+    def once(appointment_id: int) -> None:
+        with Session(engine) as s:
+            a = s.get(Appointment, appointment_id)
+            assert a is not None
+            a.payment  # noqa: B018
+
+    for i in range(1, 6):
+        thread = threading.Thread(target=once, args=(i,))
+        thread.start()
+        thread.join()
+
+
+def sequential_tasks(engine: Engine) -> None:
+    def once(appointment_id: int) -> None:
+        with Session(engine) as s:
+            s.get(Appointment, appointment_id)
+
+    async def run() -> None:
+        for i in range(1, 6):
+            await asyncio.create_task(asyncio.to_thread(once, i))
+
+    asyncio.run(run())
+
+
+def flush_one_by_one(engine: Engine) -> None:
+    with Session(engine) as s:
+        for _ in range(5):
+            s.add(Stamped())
+            s.flush()
+        s.rollback()
+
+
+def chunked_in_lists(engine: Engine) -> None:
+    with Session(engine) as s:
+        ids = list(range(1, 41))
+        for start in range(0, len(ids), 8):
+            s.scalars(select(Appointment).where(Appointment.id.in_(ids[start:start + 8]))).all()
+
+
+def offset_pages(engine: Engine) -> None:
+    with Session(engine) as s:
+        for page in range(4):
+            s.scalars(select(Appointment).order_by(Appointment.id).limit(10)
+                      .offset(10 * page)).all()
+
+
+def keyset_pages(engine: Engine) -> None:
+    with Session(engine) as s:
+        last = 0
+        for _ in range(4):
+            rows = s.scalars(select(Appointment).where(Appointment.id > last)
+                             .order_by(Appointment.id).limit(10)).all()
+            last = rows[-1].id
+
+
+def requests_in_a_loop(engine: Engine) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+
+    @app.get("/payment/{appointment_id}")
+    def payment(appointment_id: int) -> bool:
+        with Session(engine) as s:
+            a = s.get(Appointment, appointment_id)
+            return a is not None and a.payment is not None
+
+    with TestClient(app) as client:
+        for i in range(1, 6):
+            client.get(f"/payment/{i}")
+
+
 SCENARIOS: dict[str, tuple[bool, Callable[[Engine], None]]] = {
     "many-to-one loop": (True, many_to_one_loop),
     "one-to-many loop": (True, one_to_many_loop),
@@ -180,6 +335,18 @@ SCENARIOS: dict[str, tuple[bool, Callable[[Engine], None]]] = {
     "flush of 10 new rows": (False, flush_many_rows),
     "create_all (schema checks)": (False, schema_work),
     "same line in two threads": (False, two_threads_same_line),
+    # issue 9's shapes
+    "recursive tree walk": (True, recursive_walk),
+    "helper called from two loops": (True, helper_in_two_loops),
+    "single-key IN lists in a loop": (True, single_key_in_lists),
+    "commented f-string SQL in a loop": (True, commented_text_reads),
+    "sequential threads, once each": (False, sequential_threads),
+    "sequential tasks, once each": (False, sequential_tasks),
+    "flush per row fetching defaults": (False, flush_one_by_one),
+    "chunked IN lists (batching)": (False, chunked_in_lists),
+    "LIMIT/OFFSET pages": (False, offset_pages),
+    "keyset pages": (False, keyset_pages),
+    "one request per loop iteration": (False, requests_in_a_loop),
 }
 
 # ---------------------------------------------------------------- tools
@@ -298,6 +465,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = args.url or f"sqlite:///{os.path.join(folder, 'peers.db')}"
         engine = prepare(url)
+        prepare_shapes(engine)
         tools = [t for t in (sqlaopt_tool(), queryspy_tool(), queryguard_tool(), nplusone_tool())
                  if t is not None]
         print(f"database: {engine.dialect.name}; tools: {', '.join(t.name for t in tools)}\n")
@@ -318,6 +486,7 @@ def main() -> None:
         for reason in UNAVAILABLE:
             print(f"- {reason}")
         Base.metadata.drop_all(engine)
+        ShapesBase.metadata.drop_all(engine)
         engine.dispose()
 
 

@@ -258,7 +258,7 @@ def test_a_long_lived_session_with_ever_new_sql_stays_bounded(
             gc.collect()
             grown = tracemalloc.get_traced_memory()[0] - before
             tracemalloc.stop()
-            assert max(len(scope.counts), len(scope.found), len(scope.first_params),
+            assert max(len(scope.counts), len(scope.found), len(scope.repeats),
                        len(scope.places)) <= 2_000
             assert len(scope.report.detections) == 100
     finally:

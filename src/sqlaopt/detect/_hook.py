@@ -23,10 +23,11 @@ from .._errors import NPlusOneError
 from .._lanes import lane
 from ._callsite import capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
-from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, limit_and_offset, track_flushes
+from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, track_flushes
+from ._repeats import Repeats
 from ._report import Detection
 from ._scope import Scope, Settings, active_scope
-from ._sql import carries_in_list, fingerprint, pages
+from ._sql import fingerprint
 from ._suggest import build_detection, chain, is_self_referential, recursion_fix
 
 __all__ = [
@@ -151,10 +152,26 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
             _deepen(scope, key)
         return
     count = scope.count(key)
-    if kind == STATEMENT and count == 1:
-        scope.first_params[key] = _statement_traits(context, statement, parameters)
+    if kind == STATEMENT and _batching(scope, key, context, statement, parameters, count):
+        return
     if count >= scope.settings.threshold:
-        _new_loop(scope, key, load, context, statement, parameters, count)
+        _new_loop(scope, key, load, context, statement, count)
+
+
+def _batching(scope: Scope, key: tuple[Any, ...], context: ExecutionContext, statement: str,
+              parameters: Any, count: int) -> bool:
+    """Whether a repeated statement's executions so far are a batch (rule 6): then it is not
+    (yet) a loop; pages never will be."""
+    repeats = scope.repeats.get(key)
+    if repeats is None:
+        repeats = scope.repeats[key] = Repeats()
+    repeats.add(context, statement, parameters, first=count == 1)
+    if count < scope.settings.threshold or not repeats.batching:
+        return False
+    if repeats.paged:
+        scope.found[key] = ()
+        scope.repeats.pop(key, None)
+    return True
 
 
 _STATEMENT = Load(STATEMENT)
@@ -167,35 +184,13 @@ def _remember_lineage(scope: Scope, load: Load) -> None:
         scope.lineage.setdefault(path[-1], path)
 
 
-def _statement_traits(context: ExecutionContext, statement: str, parameters: Any) -> int | None:
-    """A digest of a repeated statement's first parameters (to tell "the same parameters every
-    time" apart), or -1 when it is a batch (an IN list of several values, or a page)."""
-    if carries_in_list(statement) or pages(statement, *limit_and_offset(context)):
-        return -1
-    return _digest(parameters)
-
-
-def _digest(parameters: Any) -> int | None:
-    try:
-        values = tuple(parameters.values()) if isinstance(parameters, dict) else tuple(parameters)
-        return hash(values)
-    except Exception:  # unhashable values, or a value type whose __hash__ fails
-        return None
-
-
 def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: ExecutionContext,
-              statement: str, parameters: Any, count: int) -> None:
+              statement: str, count: int) -> None:
     """``key`` just reached the threshold: find its place in the code and record it there."""
     site = describe(scope.anchor, 4)
     in_test = is_test_code(site.repeating_file)
-    same_parameters = False
-    if load.kind == STATEMENT:
-        first = scope.first_params.pop(key, None)
-        traits = _statement_traits(context, statement, parameters)
-        if first == -1 or traits == -1:  # batching (rule 6), not an N+1
-            scope.found[key] = ()
-            return
-        same_parameters = first is not None and first == traits
+    repeats = scope.repeats.pop(key, None)
+    same_parameters = repeats is not None and repeats.same and repeats.digest is not None
 
     def make() -> Detection | None:
         if in_test and not scope.settings.test_loops:

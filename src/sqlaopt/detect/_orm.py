@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Mapper, RelationshipProperty, Session
 
-from ._sql import is_read
+from ._sql import in_list_literals, is_read
 
 __all__ = [
     "COLUMN",
@@ -45,6 +45,7 @@ __all__ = [
     "class_name_of_table",
     "classify",
     "deleting",
+    "in_list_values",
     "limit_and_offset",
     "track_flushes",
 ]
@@ -168,6 +169,20 @@ def limit_and_offset(context: ExecutionContext) -> tuple[int | None, object]:
     except Exception:  # a limit that is not a plain integer
         return None, None
     return (limit if isinstance(limit, int) else None), offset
+
+
+def in_list_values(context: ExecutionContext, statement: str) -> list[Any]:
+    """The values of the statement's IN lists: its expanded ``IN`` parameters (bound values
+    ``name_1``, ``name_2``, ... of an expanding parameter ``name``), or for SQL text the
+    literals between ``IN (`` and ``)``."""
+    compiled = context.compiled
+    binds = getattr(compiled, "binds", None) or {}
+    names = tuple(f"{name}_" for name, bind in binds.items() if getattr(bind, "expanding", False))
+    if not names:
+        return in_list_literals(statement)
+    compiled_parameters = getattr(context, "compiled_parameters", None)
+    parameters = compiled_parameters[0] if compiled_parameters else {}
+    return [value for key, value in parameters.items() if key.startswith(names)]
 
 
 def attribute_being_loaded(start: FrameType | None = None) -> str | None:

@@ -22,6 +22,7 @@ from types import CodeType, FrameType
 from typing import Any, Final
 
 from .._names import did_you_mean
+from ._repeats import Repeats
 from ._report import MAX_DETECTIONS, Detection, Report
 
 __all__ = [
@@ -126,7 +127,6 @@ class Scope:
         "counts",
         "depths",
         "emit_at_once",
-        "first_params",
         "found",
         "label",
         "lineage",
@@ -136,6 +136,7 @@ class Scope:
         "parent",
         "places",
         "recursive",
+        "repeats",
         "report",
         "settings",
         "token",
@@ -168,7 +169,8 @@ class Scope:
         self.counts: dict[tuple[object, ...], int] = {}
         self.found: dict[tuple[object, ...], tuple[Detection, ...]] = {}
         self.places: dict[tuple[object, ...], Detection] = {}
-        self.first_params: dict[tuple[object, ...], int | None] = {}
+        self.repeats: dict[tuple[object, ...], Repeats] = {}
+        """repeated statements not yet reported: what their executions have in common."""
         self.lineage: dict[Any, tuple[Any, ...]] = {}
         """mapper -> the load path of an instance of it that was a lazy-load parent here."""
         self.depths: dict[Detection, tuple[list[Any], int, CodeType]] = {}
@@ -203,7 +205,7 @@ class Scope:
             kept = {}
             self.found.clear()
         self.counts = kept
-        self.first_params.clear()
+        self.repeats.clear()
 
     def bump(self, key: tuple[object, ...]) -> None:
         """One more repeat of a loop that has already been reported."""

@@ -12,7 +12,14 @@ import re
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["carries_in_list", "fingerprint", "is_read", "pages", "strip_preamble"]
+__all__ = [
+    "carries_in_list",
+    "fingerprint",
+    "in_list_literals",
+    "is_read",
+    "pages",
+    "strip_preamble",
+]
 
 # Comments (-- to end of line, /* ... */ including SQLCommenter tags), whitespace and opening
 # parentheses may come before the first keyword.
@@ -97,17 +104,36 @@ def carries_in_list(sql: str) -> bool:
     return _IN_LIST.search(_NAMED_PLACEHOLDER.sub("?", sql)) is not None
 
 
+_IN_LIST_BODY: Final = re.compile(r"\bIN\s*\(\s*(?!SELECT\b|WITH\b)([^()]*)\)", re.IGNORECASE)
+
+
+_PLACEHOLDER: Final = re.compile(r"^(?:\?|%s|:\w+|\$\d+)$")
+
+
+def in_list_literals(sql: str) -> list[object]:
+    """The items of every IN list written in ``sql``: each literal as its text, each
+    placeholder (whose value the text does not tell) as an object equal to nothing else."""
+    items = (item.strip() for body in _IN_LIST_BODY.findall(_NAMED_PLACEHOLDER.sub("?", sql))
+             for item in body.split(","))
+    return [object() if _PLACEHOLDER.match(item) else item for item in items if item]
+
+
 _LIMIT: Final = re.compile(r"\bLIMIT\s+(\d+)", re.IGNORECASE)
 _OFFSET: Final = re.compile(r"\bOFFSET\b", re.IGNORECASE)
 
 
 def pages(sql: str, limit: int | None = None, offset: object = None) -> bool:
-    """Whether the statement fetches a page: a LIMIT of more than one row, or an OFFSET.
+    """Whether the statement fetches a page: a LIMIT of more than one row, or an OFFSET
+    without a LIMIT (``.first()``'s ``LIMIT 1 OFFSET 0`` fetches one row, not a page).
 
     ``limit``/``offset`` come from the compiled SELECT when there is one (their values are
     bound parameters there); otherwise the literal text is read.
     """
-    if limit is not None or offset is not None:
-        return (limit is not None and limit > 1) or offset is not None
+    if limit is not None:
+        return limit > 1
+    if offset is not None:
+        return True
     found = _LIMIT.search(sql)
-    return (found is not None and int(found.group(1)) > 1) or _OFFSET.search(sql) is not None
+    if found is not None:
+        return int(found.group(1)) > 1
+    return _OFFSET.search(sql) is not None
