@@ -180,12 +180,18 @@ def is_test_code(filename: str | None) -> bool:
 # ---------------------------------------------------------------- keys
 
 
-# Where the application's frame was found recently: (depth, code of the SQLAlchemy function it
-# called). sys._getframe(depth) walks in C and builds one frame object, where a Python walk
-# over SQLAlchemy's 10-20 frames builds them all (about 0.5 µs a frame). A hint is used only
-# when the same SQLAlchemy entry point sits at the same depth, so the frames skipped are the
-# ones the full walk saw when it learned the hint.
-_depth_hints: list[tuple[int, CodeType]] = []
+# Where the application's frame was found recently: the depth of the SQLAlchemy frames in
+# between and the code found at every fourth of them, down to the function the application
+# called. sys._getframe(depth) walks in C and builds one frame object, where a Python walk over
+# SQLAlchemy's 10-20 frames builds them all (about 0.2 µs a frame). A hint is used only when
+# the code at each of its sampled depths is the same again: SQLAlchemy calling back into
+# application code (an event listener, a validator) puts frames in between, which shifts the
+# path and fails the check. (A check of the outermost frame alone was fooled by
+# state_changes._go, the decorator of many Session methods, found at the same depth on
+# another path: it skipped an application listener's frames.)
+_SAMPLE_EVERY: Final = 4
+Hint = tuple[int, tuple[tuple[int, CodeType], ...]]
+_depth_hints: list[Hint] = []
 _SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
 
 Key = tuple[int, ...]
@@ -260,36 +266,41 @@ class _Key:
 
 
 def _innermost_user_frame(skip: int) -> FrameType | None:
-    for depth, entry in _depth_hints:
+    for depth, samples in _depth_hints:
         try:
-            callee = sys._getframe(skip + depth - 1)
-        except ValueError:
+            if all(sys._getframe(skip + at).f_code is code for at, code in samples):
+                frame = sys._getframe(skip + depth)
+                if _kind(frame) >= _LIBRARY:
+                    return frame
+        except ValueError:  # a shorter stack
             continue
-        frame = callee.f_back
-        if callee.f_code is entry and frame is not None and _kind(frame) >= _LIBRARY:
-            return frame
     return _find_user_frame(sys._getframe(skip), learn=True)
 
 
 def _find_user_frame(frame: FrameType | None, learn: bool) -> FrameType | None:
     """Walk outward from ``frame`` to the first application or library frame; with ``learn``,
-    remember its depth as a hint."""
+    remember its depth and path as a hint."""
     depth = 0
+    samples: list[tuple[int, CodeType]] = []
     callee = None
     while frame is not None:
         kind = _kind(frame)
         if kind >= _LIBRARY:
             if learn and callee is not None:
-                _learn((depth, callee.f_code))
+                if samples[-1][0] != depth - 1:
+                    samples.append((depth - 1, callee.f_code))
+                _learn((depth, tuple(samples)))
             return frame
         if kind == _SCHEMA:
             return _SCHEMA_WORK
+        if depth % _SAMPLE_EVERY == 0:
+            samples.append((depth, frame.f_code))
         callee, frame = frame, frame.f_back
         depth += 1
     return None
 
 
-def _learn(hint: tuple[int, CodeType]) -> None:
+def _learn(hint: Hint) -> None:
     if hint not in _depth_hints:
         _depth_hints.insert(0, hint)
         del _depth_hints[8:]
