@@ -309,6 +309,10 @@ def test_a_logger_disabled_by_file_config_is_named_once_on_stderr(
     config.write_text("[loggers]\nkeys=root\n[handlers]\nkeys=console\n[formatters]\nkeys=\n"
                       "[logger_root]\nlevel=WARNING\nhandlers=console\n"
                       "[handler_console]\nclass=StreamHandler\nargs=(sys.stderr,)\n")
+    loggers = logging.Logger.manager.loggerDict.values()
+    disabled = {lg: lg.disabled for lg in loggers if isinstance(lg, logging.Logger)}
+    root = logging.getLogger()
+    root_state = (list(root.handlers), root.level)
     logging.config.fileConfig(config)  # as Alembic's env.py does
     try:
         assert _emit.logger.disabled
@@ -318,8 +322,10 @@ def test_a_logger_disabled_by_file_config_is_named_once_on_stderr(
         notices = [line for line in capsys.readouterr().err.splitlines()
                    if line.startswith("sqlaopt:")]
         assert len(notices) == 1 and "disable_existing_loggers=False" in notices[0]
-    finally:
-        _emit.logger.disabled = False
+    finally:  # fileConfig disabled every logger of the process: give them back
+        for logger, was in disabled.items():
+            logger.disabled = was
+        root.handlers[:], root.level = root_state
 
 
 # ---------------------------------------------------------------- one detect(), many threads

@@ -255,7 +255,7 @@ def test_loops_in_test_code_are_the_tests_own(suite: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*N+1 Appointment.client lazy-loaded 5 times at helpers.py:*in load "
-         "(loop at test_app.py:9 in test_reported_on_request)*"]
+         "(loop at test_app.py:8 in test_reported_on_request)*"]
     )
     suite.runpytest("--sqlaopt-test-loops").assert_outcomes(failed=2)
     suite.makeini("[pytest]\nsqlaopt_test_loops = true\n")

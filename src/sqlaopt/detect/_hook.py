@@ -349,12 +349,14 @@ def leave(scope: Scope) -> None:
 
 @contextmanager
 def unobserved() -> Iterator[None]:
-    """Run sqlaopt's own database work (monitoring queries, a cache's bookkeeping) unseen by
-    every scope: a scope in mode ``off`` is active inside the block."""
+    """Run sqlaopt's own database work (monitoring queries) unseen by every scope and
+    statement counter: a scope in mode ``off`` is active inside the block, and no counter."""
     token = active_scope.set(Scope(_OFF))
+    counters = _counters.set(())
     try:
         yield
     finally:
+        _counters.reset(counters)
         active_scope.reset(token)
 
 
