@@ -40,6 +40,7 @@ import json
 import linecache
 import os
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -217,13 +218,16 @@ def network_isolation() -> list[str]:
     return prefix
 
 
+SPLIT = "split"  # the record mode, counting per application call (a diagnostic, see README)
+
+
 def mode_arguments(mode: str, record_mode: str, out: Path, tag: str) -> list[str]:
     if mode == "without":
         return ["-p", "no:sqlaopt"]
     if mode == "default":
         return []
-    arguments = ["--sqlaopt-nplusone", mode]
-    if mode == record_mode:
+    arguments = ["--sqlaopt-nplusone", record_mode if mode == SPLIT else mode]
+    if mode in (record_mode, SPLIT):
         arguments += ["--sqlaopt-write-baseline", str(out / f"{tag}.baseline.json"),
                       "-p", DETAILS_PLUGIN]
     return arguments
@@ -236,6 +240,7 @@ class Run:
     exit_code: int
     outcomes: dict[str, str]
     messages: dict[str, str]
+    cpu_seconds: float | None = None
 
     def count(self, *outcomes: str) -> int:
         return sum(1 for o in self.outcomes.values() if o in outcomes)
@@ -250,17 +255,22 @@ def run_suite(app: App, python: Path, src: Path, out: Path, mode: str, tag: str,
     env = {**os.environ, **app.env, "PYTHONDONTWRITEBYTECODE": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     env["SQLAOPT_REAL_SUITES_DETAILS"] = str(out / f"{tag}.details.jsonl")
+    if mode == SPLIT:
+        env["SQLAOPT_REAL_SUITES_SPLIT"] = "1"
     print(f"[{app.name}] {tag}: {shlex.join(command)}", flush=True)
     with (out / f"{tag}.log").open("w") as log:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         exit_code = subprocess.run([*isolation, *command], cwd=src, env=env, stdout=log,
                                    stderr=subprocess.STDOUT).returncode
         seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     outcomes, messages = read_junit(junit)
-    print(f"[{app.name}] {tag}: exit {exit_code}, {seconds:.1f} s, "
+    print(f"[{app.name}] {tag}: exit {exit_code}, {seconds:.1f} s ({cpu:.1f} s CPU), "
           f"{sum(o == 'passed' for o in outcomes.values())} passed, "
           f"{sum(o in FAILING for o in outcomes.values())} failed", flush=True)
-    return Run(mode, seconds, exit_code, outcomes, messages)
+    return Run(mode, seconds, exit_code, outcomes, messages, cpu)
 
 
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
@@ -314,10 +324,21 @@ def regressions(reference: Run, run_: Run) -> list[dict[str, Any]]:
     return found
 
 
+def statements_run(out: Path, tag: str) -> int | None:
+    """SQL statements the test bodies of the record run executed, in total."""
+    details = out / f"{tag}.details.jsonl"
+    if not details.exists():
+        return None
+    counts = [r.get("statements") for r in map(json.loads, details.read_text().splitlines())
+              if r.get("type") == "test"]
+    return sum(c for c in counts if isinstance(c, int)) if counts else None
+
+
 def load_details(out: Path, tag: str) -> list[dict[str, Any]]:
     details = out / f"{tag}.details.jsonl"
     if details.exists() and details.stat().st_size:
-        return [json.loads(line) for line in details.read_text().splitlines() if line]
+        lines = [json.loads(line) for line in details.read_text().splitlines() if line]
+        return [r for r in lines if r.get("type", "detection") == "detection"]
     baseline = out / f"{tag}.baseline.json"
     if not baseline.exists():
         return []
@@ -410,7 +431,7 @@ def shape_hints(record: dict[str, Any], src: Path) -> list[str]:
         hints.append("during-flush")
     if any(marker in joined for marker, _ in MARKERS[:3]):
         hints.append("through-test-client")
-    thread = record.get("thread") or ""
+    thread = re.sub(r"[-_ ]?\d+(_\d+)?$", "", record.get("thread") or "")
     if thread and thread != "MainThread":
         hints.append(f"thread:{thread}")
     app_loop = any(f.in_loop and f.app and not f.test for f in frames)
@@ -427,6 +448,8 @@ def shape_hints(record: dict[str, Any], src: Path) -> list[str]:
         hints.append("limit/offset")
     if str(record.get("location", "")).startswith("<"):
         hints.append("generated-code-location")
+    if "within_one_call" in record:
+        hints.append("within-one-call" if record["within_one_call"] else "across-calls")
     return hints
 
 
@@ -447,11 +470,16 @@ def triage(record: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any
         if rule.get("kind", record["kind"]) != record["kind"] \
                 or rule.get("target", str(record["target"])) != str(record["target"]):
             continue
-        wanted = rule["location"]
-        if not (location.startswith(wanted) if rule.get("match") == "prefix"
+        wanted = rule.get("location", "")
+        if not (location.startswith(wanted) if rule.get("match") == "prefix" or not wanted
                 else location == wanted):
             continue
         if "via" in rule and not any(rule["via"] in frame for frame in stack):
+            continue
+        hints = set(record.get("hints", ()))
+        if not set(rule.get("hints_all", ())) <= hints \
+                or hints & set(rule.get("hints_none", ())) \
+                or ("hints_any" in rule and not hints & set(rule["hints_any"])):
             continue
         return rule
     return {"verdict": "untriaged", "shape": "?", "note": ""}
@@ -473,7 +501,7 @@ def group_detections(records: list[dict[str, Any]], src: Path,
         if record.get("count") is not None:
             group["counts"].append(record["count"])
         hints = tuple(shape_hints(record, src))
-        rule = triage(record, rules)
+        rule = triage({**record, "hints": hints}, rules)
         verdict = (rule["verdict"], rule["shape"], *rule.get("also", ()))
         variant = group["variants"].setdefault((verdict, hints), {
             "verdict": rule["verdict"], "shape": rule["shape"], "also": rule.get("also", []),
@@ -551,6 +579,8 @@ def summarise(app: App, source: str, sqlaopt: str, missing: list[str], rounds: l
     modes = [r.mode for r in rounds[0]]
     first = {r.mode: r for r in rounds[0]}
     times = {m: [r.seconds for rnd in rounds for r in rnd if r.mode == m] for m in modes}
+    cpu = {m: [r.cpu_seconds for rnd in rounds for r in rnd
+               if r.mode == m and r.cpu_seconds is not None] for m in modes}
     reference = first.get("without")
     per_mode = {}
     for mode in modes:
@@ -561,6 +591,10 @@ def summarise(app: App, source: str, sqlaopt: str, missing: list[str], rounds: l
             "errors": first[mode].count("error"), "skipped": first[mode].count("skipped"),
             "exit_code": first[mode].exit_code, "seconds": times[mode],
             "median_seconds": median, "ratio": median / base if base else None,
+            "cpu_seconds": cpu[mode],
+            "median_cpu_seconds": statistics.median(cpu[mode]) if cpu[mode] else None,
+            "cpu_ratio": (statistics.median(cpu[mode]) / statistics.median(cpu["without"])
+                          if reference and cpu[mode] and cpu["without"] else None),
             "regressions": regressions(reference, first[mode]) if reference else [],
         }
     unstable = sorted({t for rnd in rounds[1:] for r in rnd
@@ -594,15 +628,21 @@ def markdown(summary: dict[str, Any]) -> str:
              f"- sqlaopt: {summary['sqlaopt']}",
              f"- suite: `pytest {' '.join(summary['tests'])}`, {summary['rounds']} round(s), "
              f"load before: {summary['load']}, {summary['date']}"]
+    if summary.get("statements_in_test_bodies"):
+        lines.append(f"- SQL statements run in test bodies (record run): "
+                     f"{summary['statements_in_test_bodies']:,}")
     if summary["missing_files"]:
         lines.append(f"- files absent from the source, left out: {summary['missing_files']}")
-    lines += ["", "| mode | passed | failed | errors | skipped | median s | ratio | "
-              "fail only with sqlaopt |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| mode | passed | failed | errors | skipped | wall s (median) | ratio | "
+              "CPU s (median) | ratio | fail only with sqlaopt |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, m in summary["modes"].items():
         ratio = f"{m['ratio']:.2f}" if m["ratio"] else "-"
+        cpu = f"{m['median_cpu_seconds']:.1f}" if m["median_cpu_seconds"] else "-"
+        cpu_ratio = f"{m['cpu_ratio']:.2f}" if m["cpu_ratio"] else "-"
         lines.append(f"| {mode} | {m['passed']} | {m['failed']} | {m['errors']} | "
-                     f"{m['skipped']} | {m['median_seconds']:.1f} | {ratio} | "
-                     f"{len(m['regressions'])} |")
+                     f"{m['skipped']} | {m['median_seconds']:.1f} | {ratio} | {cpu} | "
+                     f"{cpu_ratio} | {len(m['regressions'])} |")
     for mode, m in summary["modes"].items():
         if m["regressions"]:
             lines += ["", f"## Failing only in `{mode}` ({len(m['regressions'])})", ""]
@@ -670,7 +710,7 @@ def run_app(app: App, args: argparse.Namespace) -> dict[str, Any]:
             result = run_suite(app, python, src, out, mode, tag, args.record_mode, isolation,
                                args.pytest_args)
             runs.append({"mode": mode, "tag": tag, "round": index, "seconds": result.seconds,
-                         "exit_code": result.exit_code})
+                         "cpu_seconds": result.cpu_seconds, "exit_code": result.exit_code})
             (out / "runs.json").write_text(json.dumps(
                 {"app": app.name, "modes": args.modes, "record_mode": args.record_mode,
                  "source": str(git_dir), "missing": missing, "load": load, "runs": runs},
@@ -687,12 +727,20 @@ def analyse(app: App, out: Path, src: Path, sqlaopt: str) -> dict[str, Any]:
         while len(rounds) <= entry["round"]:
             rounds.append([])
         outcomes, messages = read_junit(out / f"{entry['tag']}.junit.xml")
-        rounds[entry["round"]].append(Run(entry["mode"], entry["seconds"],
-                                          entry["exit_code"], outcomes, messages))
+        rounds[entry["round"]].append(Run(entry["mode"], entry["seconds"], entry["exit_code"],
+                                          outcomes, messages, entry.get("cpu_seconds")))
     rounds = [sorted(rnd, key=lambda r: modes.index(r.mode)) for rnd in rounds]
     details = load_details(out, f"{record_mode}-1") if record_mode in modes else []
+    split = load_details(out, f"{SPLIT}-1") if SPLIT in modes else []
+    if split:
+        survivors = {(r["test"], r["kind"], str(r["target"]), str(r["location"]))
+                     for r in split}
+        for record in details:
+            record["within_one_call"] = (record["test"], record["kind"], str(record["target"]),
+                                         str(record["location"])) in survivors
     summary = summarise(app, meta["source"], sqlaopt, meta["missing"], rounds, details, src,
                         meta["load"])
+    summary["statements_in_test_bodies"] = statements_run(out, f"{record_mode}-1")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     print(markdown(summary))

@@ -3,8 +3,9 @@
 ``--sqlaopt-write-baseline`` keeps (test, kind, target, file + function) per detection. Triage
 needs more: the line, the final count, the fix, the SQL, and the call stack that reached the
 threshold (to tell a loop in test code, a loop across requests or a SELECT inside a flush from
-an application loop). This plugin writes one JSON object per detection to the file named by
-``$SQLAOPT_REAL_SUITES_DETAILS``.
+an application loop). This plugin writes one JSON object per detection (``"type":
+"detection"``) and one per test (``"type": "test"``, with the statements its body ran) to the
+file named by ``$SQLAOPT_REAL_SUITES_DETAILS``.
 
 It reads sqlaopt's internals only on a best-effort basis, so that run.py keeps working while
 the detector is rewritten: the running test's Report through the plugin's stash (or, failing
@@ -62,16 +63,64 @@ def _wrap_builders() -> None:
         module.build_detection = wrapped
 
 
+_SPLIT_ENV = "SQLAOPT_REAL_SUITES_SPLIT"
+_root = ""
+_invocations: dict[int, tuple[object, int]] = {}  # id(frame) -> (frame, serial), per test
+
+
+def _is_test_file(filename: str) -> bool:
+    name = filename.rsplit("/", 1)[-1]
+    return "/tests/" in filename or name.startswith("test_") or name.endswith("_test.py") \
+        or name == "conftest.py"
+
+
+def _invocation() -> int:
+    """A serial for the call of the application being served: the outermost application frame
+    below the test code (or, on a worker thread, below the thread's library frames). A frame
+    object is one call; holding it keeps its id from being reused within the test."""
+    frame = sys._getframe(2)
+    outermost_app = None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_root) and "-packages/" not in filename:
+            if _is_test_file(filename):
+                break
+            outermost_app = frame
+        frame = frame.f_back
+    if outermost_app is None:
+        return 0
+    entry = _invocations.get(id(outermost_app))
+    if entry is None or entry[0] is not outermost_app:
+        entry = _invocations[id(outermost_app)] = (outermost_app, len(_invocations) + 1)
+    return entry[1]
+
+
+def _split_lanes() -> None:
+    """Diagnostic: count per (lane, application call) instead of per lane, by wrapping the
+    detector's lane function. Detections that survive repeat within one request or one call
+    of the application; those that vanish were repetition across calls (a test's loop,
+    sequential requests on a reused thread)."""
+    hook = importlib.import_module("sqlaopt.detect._hook")
+    lane = hook.__dict__.get("_lane")
+    if lane is None:
+        raise LookupError("sqlaopt.detect._hook._lane is gone")
+    hook._lane = lambda: (lane(), _invocation())
+
+
 def _stash_key() -> Any:
     plugin = sys.modules.get("sqlaopt.pytest_plugin")
     return getattr(plugin, "_scope_key", None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _root
+    _root = str(config.rootpath) + os.sep
     try:
         _wrap_builders()
     except Exception as error:  # the harness must still run against a rewritten detector
         print(f"sqlaopt_real_suites_details: no stacks ({error!r})", file=sys.stderr)
+    if os.environ.get(_SPLIT_ENV):
+        _split_lanes()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -97,14 +146,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when != "call":
         return
     report = _report(item)
+    _records.append({"type": "test", "test": item.nodeid,
+                     "statements": getattr(report, "statements", None)})
     for detection in getattr(report, "detections", ()):
         _, stack, thread = _stacks.get(id(detection), (None, [], ""))
-        record = {"test": item.nodeid, "thread": thread, "stack": stack}
+        record = {"type": "detection", "test": item.nodeid, "thread": thread, "stack": stack}
         as_dict = getattr(detection, "as_dict", None)
         record.update(as_dict() if callable(as_dict) else vars(detection))
         record["target"] = getattr(detection, "target", record.get("model"))
         _records.append(record)
     _stacks.clear()
+    _invocations.clear()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

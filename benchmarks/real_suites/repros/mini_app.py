@@ -70,6 +70,21 @@ def children_of(session: Session, parent: Parent) -> int:
     return len(parent.children)
 
 
+def total_children(session: Session) -> int:
+    """The application's own loop: one lazy load of parent.children per parent."""
+    parents = session.scalars(select(Parent)).all()
+    return sum(children_of(session, parent) for parent in parents)
+
+
+def describe_children(session: Session) -> list[tuple[str, str]]:
+    """One loop whose body calls the same helper on two lines."""
+    rows = []
+    for child in session.scalars(select(Child)).all():
+        rows.append((parent_name(session, child.parent_id or 0),
+                     parent_name(session, child.parent_id or 0)))
+    return rows
+
+
 # ------------------------------------------------------------------ a WSGI application
 
 StartResponse = Callable[..., Any]

@@ -19,29 +19,15 @@ or two). Fails on sqlaopt 2e01b7d.
 from __future__ import annotations
 
 import mini_app
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import sqlaopt
 
 
-def describe_children(session: Session) -> list[tuple[str, str]]:
-    rows = []
-    for child in session.scalars(select(mini_app.Child)).all():   # one loop, two lines
-        rows.append((mini_app.parent_name(session, child.parent_id),
-                     mini_app.parent_name(session, child.parent_id)))
-    return rows
-
-
-def count_children(session: Session) -> int:
-    parents = session.scalars(select(mini_app.Parent)).all()
-    return sum(mini_app.children_of(session, parent) for parent in parents)
-
-
 def test_two_lines_of_one_loop_reaching_one_helper():
     engine = mini_app.make_engine()
     with Session(engine) as session, sqlaopt.detect("record") as report:
-        describe_children(session)
+        mini_app.describe_children(session)
     assert len(report.detections) == 1, str(report)
     assert report.detections[0].count == 20
 
@@ -50,8 +36,8 @@ def test_one_loop_reached_from_two_call_sites():
     engine = mini_app.make_engine()
     with sqlaopt.detect("record") as report:
         with Session(engine) as session:
-            count_children(session)                 # first request
+            mini_app.total_children(session)                 # first request
         with Session(engine) as session:
-            count_children(session)                 # second request, another line
+            mini_app.total_children(session)                 # second request, another line
     assert len(report.detections) == 1, str(report)
     assert report.detections[0].count == 10
