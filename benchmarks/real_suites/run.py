@@ -334,6 +334,13 @@ def statements_run(out: Path, tag: str) -> int | None:
     return sum(c for c in counts if isinstance(c, int)) if counts else None
 
 
+def _identity(record: dict[str, Any]) -> tuple[str, ...]:
+    """(test, kind, target, location), with anonymous labels (``%(1400... anon)s``, an id
+    that changes from run to run) made comparable."""
+    target = re.sub(r"%\(\d+ anon\)s", "%(anon)s", str(record["target"]))
+    return (record["test"], record["kind"], target, str(record["location"]))
+
+
 def load_details(out: Path, tag: str) -> list[dict[str, Any]]:
     details = out / f"{tag}.details.jsonl"
     if details.exists() and details.stat().st_size:
@@ -622,7 +629,9 @@ def _plain(value: Any) -> Any:
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: dict[str, Any], source: bool = True) -> str:
+    """The summary as Markdown; without ``source``, stacks show frames but no source lines
+    (that version quotes none of the application's code, and can be kept in this repo)."""
     lines = [f"# {summary['app']} @ {summary['commit'][:12]}", "",
              f"- repository: {summary['repository']} (source: {summary['source']})",
              f"- sqlaopt: {summary['sqlaopt']}",
@@ -679,7 +688,8 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{', '.join(variant['hints']) or '-'}, e.g. `{variant['tests'][0]}`; "
                          "stack (outermost first; ⟳ = line in a loop):")
             lines += [f"     - {'⟳ ' if f.in_loop else ''}`{f.text}`"
-                      + (f" `{f.source[:100]}`" if f.source else "") for f in variant["stack"]]
+                      + (f" `{f.source[:100]}`" if f.source and source else "")
+                      for f in variant["stack"]]
     return "\n".join(lines) + "\n"
 
 
@@ -733,16 +743,15 @@ def analyse(app: App, out: Path, src: Path, sqlaopt: str) -> dict[str, Any]:
     details = load_details(out, f"{record_mode}-1") if record_mode in modes else []
     split = load_details(out, f"{SPLIT}-1") if SPLIT in modes else []
     if split:
-        survivors = {(r["test"], r["kind"], str(r["target"]), str(r["location"]))
-                     for r in split}
+        survivors = {_identity(r) for r in split}
         for record in details:
-            record["within_one_call"] = (record["test"], record["kind"], str(record["target"]),
-                                         str(record["location"])) in survivors
+            record["within_one_call"] = _identity(record) in survivors
     summary = summarise(app, meta["source"], sqlaopt, meta["missing"], rounds, details, src,
                         meta["load"])
     summary["statements_in_test_bodies"] = statements_run(out, f"{record_mode}-1")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
     (out / "summary.md").write_text(markdown(summary))
+    (out / "summary-frames-only.md").write_text(markdown(summary, source=False))
     print(markdown(summary))
     print(f"[{app.name}] results in {out}", flush=True)
     return summary
