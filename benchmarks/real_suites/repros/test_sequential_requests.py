@@ -53,10 +53,10 @@ async def _serve_three_requests(engine):
 
 def test_sequential_tasks_whose_ids_are_reused():
     """A finished, unreferenced Task is freed and the next one often gets its id: then two
-    requests share a lane. Allocator-dependent, so tried 20 times."""
+    requests share a lane. Allocator-dependent, so tried 100 times."""
     engine = mini_app.make_engine()
     counts = []
-    for _ in range(20):
+    for _ in range(100):
         with sqlaopt.detect("record") as report:
             asyncio.run(_serve_three_requests(engine))
         counts.append([d.count for d in report.detections])
