@@ -1,4 +1,5 @@
-"""The one "did you mean" rule: near misses and extensions, never names that merely share letters."""
+"""The one "did you mean" rule: near misses and extensions, never names that merely share
+letters."""
 
 from __future__ import annotations
 
