@@ -67,7 +67,7 @@ GOOD: dict[str, Any] = {"barber_id": 1, "service_id": 1, "start": T0, "client_id
 
 CASES = [
     ({"start": T0.date()}, BookingInputError, "start must be a datetime.datetime"),
-    ({"start": "2025-09-29 10:00"}, BookingInputError, "not str '2025-09-29 10:00'"),
+    ({"start": "2025-09-29 10:00"}, BookingInputError, "not '2025-09-29 10:00'"),
     ({"start": T0.replace(tzinfo=dt.timezone.utc)}, BookingInputError, "naive datetime"),
     ({"barber_id": "1"}, BookingInputError, "barber_id must be an int, not str '1'"),
     ({"barber_id": True}, BookingInputError, "barber_id must be an int, not bool"),

@@ -166,8 +166,7 @@ def _check_arguments(
         _require_id("client_id", client_id)
     if not isinstance(start, dt.datetime):
         raise BookingInputError(
-            f"start must be a datetime.datetime (naive, shop-local time), not "
-            f"{type(start).__name__} {start!r}"
+            f"start must be a datetime.datetime (naive, shop-local time), not {start!r}"
         )
     if start.tzinfo is not None:
         # A timezone-aware value would be converted through the session's time zone on
