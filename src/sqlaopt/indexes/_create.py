@@ -199,7 +199,7 @@ def _being_built(conn: Connection, invalid: list[PlanItem], key: str) -> set[str
     if key != "postgresql" or not invalid:
         return set()
     names = {
-        qualified_index(conn, item.result.name, item.table): item.result.name
+        qualified_index(conn.dialect, item.result.name, item.table): item.result.name
         for item in invalid
         if item.table is not None
     }

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, text
+from sqlalchemy.engine import Dialect
 
 from ._dialects import dialect_key
 
@@ -137,14 +138,14 @@ def read_validity(conn: Connection, indexes: Sequence[tuple[str, Table]]) -> dic
     if key != "postgresql":
         query = _SQLITE_PRESENT if key == "sqlite" else _MYSQL_PRESENT
         return {name: True for name in conn.execute(query, {"names": names}).scalars()}
-    qualified = {qualified_index(conn, name, table): name for name, table in indexes}
+    qualified = {qualified_index(conn.dialect, name, table): name for name, table in indexes}
     rows = conn.execute(_PG_VALIDITY, {"indexes": list(qualified)})
     return {qualified[q]: bool(valid) for q, valid in rows}
 
 
-def qualified_index(conn: Connection, name: str, table: Table) -> str:
+def qualified_index(dialect: Dialect, name: str, table: Table) -> str:
     """An index name as PostgreSQL resolves it: quoted, in the schema of its table."""
-    preparer = conn.dialect.identifier_preparer
+    preparer = dialect.identifier_preparer
     schema = f"{preparer.quote_schema(table.schema)}." if table.schema else ""
     return f"{schema}{preparer.quote(name)}"
 

@@ -13,6 +13,7 @@ from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from ._apply import Plan, PlanItem, plan
 from ._dialects import needs_btree_gist, validate_dialect
+from ._introspect import qualified_index
 from ._report import REPORT
 from ._spec import Entry, Spec
 
@@ -146,12 +147,12 @@ def drop_statement(item: PlanItem, dialect: Dialect, key: str) -> str:
     """The statement that removes one item (CONCURRENTLY for PostgreSQL indexes)."""
     preparer = dialect.identifier_preparer
     assert item.obj is not None and item.table is not None
-    name = preparer.quote(str(item.obj.name))
+    raw = str(item.obj.name)
+    name = preparer.quote(raw)
     if isinstance(item.obj, ExcludeConstraint):
         return f"ALTER TABLE {preparer.format_table(item.table)} DROP CONSTRAINT IF EXISTS {name}"
     if key == "postgresql":
-        schema = f"{preparer.quote_schema(item.table.schema)}." if item.table.schema else ""
-        return f"DROP INDEX CONCURRENTLY IF EXISTS {schema}{name}"
+        return f"DROP INDEX CONCURRENTLY IF EXISTS {qualified_index(dialect, raw, item.table)}"
     if key == "sqlite":
         return f"DROP INDEX IF EXISTS {name}"
     return f"DROP INDEX {name} ON {preparer.format_table(item.table)}"
