@@ -211,6 +211,21 @@ def test_repeatable_read_needs_the_constraint_in_its_own_schema(
         engine.dispose()
 
 
+def test_serializable_needs_no_constraint(pg_booking_engine: Engine) -> None:
+    """Under SERIALIZABLE a check reading a stale snapshot is refused by PostgreSQL itself
+    (a serialization failure, for the caller to retry): never an overlap."""
+    url = pg_booking_engine.url.render_as_string(hide_password=False)
+    engine = prepare(Deployment("ser", url, isolation_level="SERIALIZABLE").engine())
+    try:
+        outcomes = race(engine, [T0 + dt.timedelta(minutes=10 * (i % 4)) for i in range(16)])
+        refused = [o for o in outcomes if o not in ("booked", "conflict")]
+        assert all("could not serialize" in o for o in refused), refused
+        booked = active_intervals(engine)
+        assert len(booked) == outcomes.count("booked") >= 1 and overlapping_pairs(booked) == 0
+    finally:
+        engine.dispose()
+
+
 def book(session: Session, start: dt.datetime, **overrides: int) -> Appointment:
     arguments = {"barber_id": BARBER, "service_id": HAIRCUT, "client_id": CLIENT} | overrides
     return book_appointment(session, start=start, **arguments)
