@@ -245,6 +245,10 @@ def test_each_entry_that_does_not_fit_is_reported_once(
     status, out, err = run(capsys, "sql", *fit, "--on-missing", "skip")
     assert status == 0 and err == ""
     assert not any(name in out for name in left_out)
+    status, out, err = run(capsys, "migration", *fit, "--on-missing", "warn")
+    assert status == 0
+    for name in left_out:
+        assert (out + err).count(f"{name}: skipped") == 1, name
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     status, out, err = run(capsys, "check", "--url", url, *fit, "--on-missing", "warn")

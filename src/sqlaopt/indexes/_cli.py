@@ -341,5 +341,10 @@ def _print_actions(result: Any, fitted: _Fitted) -> None:
 
 def _migration(args: argparse.Namespace) -> int:
     fitted = _Fitted(args)
-    print(alembic_migration(fitted.spec, fitted.target, dialect=args.dialect), end="")
+    body = alembic_migration(fitted.spec, fitted.target, dialect=args.dialect)
+    # The revision's header notes every entry not built as declared; those left out of the
+    # models were reported already (or silenced with --on-missing skip).
+    left_out = tuple(f"#   {name}: " for name in fitted.left_out)
+    print("".join(line for line in body.splitlines(keepends=True)
+                  if not line.startswith(left_out)), end="")
     return EXIT_OK

@@ -9,14 +9,15 @@ The lock is per table the spec touches, so any two specs that could build the sa
 (which lives on one table) queue, while specs on other tables do not wait:
 
 * PostgreSQL: session advisory locks, one per table, keyed by the table's OID (resolved through
-  the connection's ``search_path``, as the DDL is), taken in key order so two runs never
-  deadlock; released at the end (or when the connection closes, if the process dies).
+  the connection's ``search_path``, as the DDL is), all or none in one attempt, retried from
+  Python (see ``_PG_TRY_LOCK`` for why not ``pg_advisory_lock``); released at the end (or when
+  the connection closes, if the process dies).
 * MySQL/MariaDB: ``GET_LOCK`` on a name made from the database and table, likewise.
 * SQLite: the database's write lock, ``BEGIN IMMEDIATE``: check, build and re-check run in that
   one transaction.
 
-``timeout`` bounds each wait (PostgreSQL ``lock_timeout``, ``GET_LOCK``'s timeout, SQLite's
-busy timeout); None waits as long as the connection's own settings say.
+``timeout`` bounds the wait (PostgreSQL: the retries, ``GET_LOCK``'s timeout, SQLite's busy
+timeout); None waits until the lock is free (SQLite: as long as its busy timeout says).
 """
 
 from __future__ import annotations
