@@ -2,7 +2,11 @@
 
 Three workloads, run in one process with the conditions interleaved in every repetition
 (rotating their order), each reported as the median of the per-repetition ratios to
-"no detector" (paired, so drift in machine load cancels out):
+"no detector" (paired, so drift in machine load cancels out). Every timed run starts after a
+full collection and runs with the cyclic collector off, so no condition pays for another's
+garbage; and each run checks, right after its timed region, that the instances it loaded are
+already gone, so they were freed inside it in every condition (a detector that kept them
+alive would look cheaper than it is):
 
 (a) load-heavy: 10,000 appointments loaded with client, service and payment eagerly;
 (b) lazy-heavy: a loop causing 1,000 lazy loads;
@@ -10,6 +14,7 @@ Three workloads, run in one process with the conditions interleaved in every rep
 
     uv run python benchmarks/detector_overhead.py                       # SQLite in memory
     uv run python benchmarks/detector_overhead.py --url postgresql+psycopg://postgres@127.0.0.1/test
+    uv run python benchmarks/detector_overhead.py --workloads statement --reps 31   # one only
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import gc
 import logging
 import statistics
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,28 +37,35 @@ import sqlaopt
 from sqlaopt.booking import SampleSize, build_sample
 from sqlaopt.booking.models import Appointment, Base
 
-Workload = Callable[[Engine], None]
+Workload = Callable[[Engine], "Sample"]
 
 
-def load_heavy(engine: Engine) -> None:
+Sample = list[weakref.ref[Any]]
+
+
+def load_heavy(engine: Engine) -> Sample:
     with Session(engine) as s:
         rows = s.scalars(select(Appointment).options(
             joinedload(Appointment.client), joinedload(Appointment.service),
             selectinload(Appointment.payment),
         ).limit(10_000)).unique().all()
         assert len(rows) == 10_000
+        return [weakref.ref(a) for a in rows[::100]]
 
 
-def lazy_heavy(engine: Engine) -> None:
+def lazy_heavy(engine: Engine) -> Sample:
     with Session(engine) as s:
-        for a in s.scalars(select(Appointment).order_by(Appointment.id).limit(1_000)).all():
+        rows = s.scalars(select(Appointment).order_by(Appointment.id).limit(1_000)).all()
+        for a in rows:
             a.payment  # noqa: B018  (one lazy load per appointment)
+        return [weakref.ref(a) for a in rows[::10]]
 
 
-def statement_heavy(engine: Engine) -> None:
+def statement_heavy(engine: Engine) -> Sample:
     with Session(engine) as s:
         for i in range(1, 5_001):
             s.execute(select(Appointment.status).where(Appointment.id == i)).one()
+    return []
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -83,8 +96,19 @@ def record_mode() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def sampled_log_mode() -> Iterator[None]:
+    """Production set-up observing one Session in ten."""
+    sqlaopt.install("log", sample_rate=0.1)
+    try:
+        yield
+    finally:
+        sqlaopt.uninstall()
+
+
 CONDITIONS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
-    "none": no_detector, "sqlaopt log": log_mode, "sqlaopt record": record_mode,
+    "none": no_detector, "sqlaopt log": log_mode, "sqlaopt log 10%": sampled_log_mode,
+    "sqlaopt record": record_mode,
 }
 
 
@@ -109,9 +133,16 @@ def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
             for name in order:
                 gc.collect()  # garbage left by the previous run must not be collected in this one
                 with conditions[name]():
-                    start = time.perf_counter()
-                    workload(engine)
-                    times[workload_name][name].append(time.perf_counter() - start)
+                    gc.disable()
+                    try:
+                        start = time.perf_counter()
+                        sample = workload(engine)
+                        elapsed = time.perf_counter() - start
+                    finally:
+                        gc.enable()
+                    alive = sum(ref() is not None for ref in sample)
+                    assert not alive, f"{name}: {alive} instances outlived the timed region"
+                    times[workload_name][name].append(elapsed)
     return times
 
 
@@ -134,13 +165,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None, help="database URL (default: SQLite in memory)")
     parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
+    parser.add_argument("--workloads", default="load,lazy,statement",
+                        help="comma-separated: load, lazy, statement (default: all three)")
     args = parser.parse_args()
+    chosen = {w: f for w, f in WORKLOADS.items()
+              if any(f"{name}-heavy" in w for name in args.workloads.split(","))}
     logging.getLogger("sqlaopt").addHandler(logging.NullHandler())
     logging.getLogger("sqlaopt").propagate = False
     engine = prepare(args.url)
-    for workload in WORKLOADS.values():  # warm caches and connections
+    for workload in chosen.values():  # warm caches and connections
         workload(engine)
-    times = measure(engine, CONDITIONS, args.reps)
+    times = measure(engine, CONDITIONS, args.reps, chosen)
     print(f"database: {engine.dialect.name}, repetitions: {args.reps}, "
           "ratio = median over repetitions of (condition time / no-detector time)\n")
     print(ratio_table(times))

@@ -19,10 +19,19 @@ from sqlalchemy.pool import StaticPool
 
 from sqlaopt.booking import build_sample
 from sqlaopt.booking.models import Base
+from sqlaopt.loading._rename import reset_retarget
 
 PG_ADMIN_URL = os.environ.get("SQLAOPT_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("SQLAOPT_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _built_in_presets_not_retargeted() -> Iterator[None]:
+    """sqlaopt.presets.retarget() is once per process: undone after any test (or docs page)
+    that calls it, so that no other test sees the built-in presets bound to other names."""
+    yield
+    reset_retarget()
 
 
 def _unreachable(what: str, error: Exception) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import cache, explain, indexes
+from ._connect import DatabaseUnreachable, connect_within, timed_engine
 from ._timing import Timing, capture_statements, time_call
 from .booking import FLOWS, Flow, book_appointment, flow_arguments, generate, optimized
 from .booking.models import Base, barber_services
@@ -47,6 +48,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--appointments", type=int, default=20_000, metavar="N",
                         help="appointments to generate (default 20,000)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="with --url: give up connecting after this long (default 10)")
+    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="give up waiting for another index build after this long "
+                             "(default 60)")
     parser.set_defaults(run=run)
 
 
@@ -85,6 +91,7 @@ class Demo:
     style: Style
     out: Callable[[str], None]
     arguments: dict[str, dict[str, Any]]
+    lock_timeout: float | None = None
 
     def heading(self, number: int, title: str) -> None:
         self.out("")
@@ -98,25 +105,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     style = Style(sys.stdout.isatty() and os.environ.get("NO_COLOR") is None)
     started = time.perf_counter()
-    with _database(args.url) as (engine, label):
-        print(style.bold("sqlaopt demo") + f"  ·  {label}  ·  "
-              f"{args.appointments:,} appointments")
-        demo = Demo(engine, sessionmaker(engine), style, print, {})
-        _generate(demo, args.appointments, args.seed)
-        _one_n_plus_one(demo)
-        _naive_flows(demo)
-        _indexes(demo)
-        _compare(demo)
-        _cache(demo)
-        Base.metadata.drop_all(engine)
+    try:
+        with _database(args.url, args.connect_timeout) as (engine, label):
+            print(style.bold("sqlaopt demo") + f"  ·  {label}  ·  "
+                  f"{args.appointments:,} appointments")
+            demo = Demo(engine, sessionmaker(engine), style, print, {}, args.lock_timeout)
+            _generate(demo, args.appointments, args.seed)
+            _one_n_plus_one(demo)
+            _naive_flows(demo)
+            _indexes(demo)
+            _compare(demo)
+            _cache(demo)
+            Base.metadata.drop_all(engine)
+    except (DatabaseUnreachable, indexes.IndexLockError) as error:
+        print(f"sqlaopt demo: {error}", file=sys.stderr)
+        return 3
     print(style.dim(f"\ndone in {time.perf_counter() - started:.1f} s"))
     return 0
 
 
 @contextmanager
-def _database(url: str | None) -> Iterator[tuple[Engine, str]]:
+def _database(url: str | None, connect_timeout: float) -> Iterator[tuple[Engine, str]]:
     if url:
-        engine = create_engine(url)
+        engine = timed_engine(url, connect_timeout=connect_timeout)
+        connect_within(engine, connect_timeout)
         Base.metadata.drop_all(engine)
         try:
             yield engine, f"{engine.dialect.name} ({engine.url.render_as_string()})"
@@ -186,7 +198,9 @@ def _naive_flows(demo: Demo) -> None:
 def _indexes(demo: Demo) -> None:
     demo.heading(4, "Applying the report's index spec (corrected) and the supplement its flows "
                     "need")
-    result = indexes.create(demo.engine, indexes.REPORT + indexes.SUPPLEMENT)
+    result = indexes.create(
+        demo.engine, indexes.REPORT + indexes.SUPPLEMENT, lock_timeout=demo.lock_timeout
+    )
     by_action: dict[str, list[str]] = {}
     for action in result:
         by_action.setdefault(action.action, []).append(action.name)

@@ -7,11 +7,16 @@ binds to any model base that has classes and relationships of those names::
 
 Strategies follow the rule of :func:`sqlaopt.eager`: joined loading for scalar relationships,
 select-IN loading for collections. ``docs/presets.md`` lists each preset's statement count.
+
+Models that name things differently pass ``rename=`` where a preset is bound
+(``DAILY_SCHEDULE.options(Base, rename={"Appointment.client": "customer"})``), or re-target
+every built-in preset once, at start-up, with :func:`retarget`.
 """
 
 from __future__ import annotations
 
 from .loading import Preset
+from .loading._rename import retarget
 
 __all__ = [
     "APPOINTMENT_DETAILS",
@@ -19,6 +24,7 @@ __all__ = [
     "PAYMENT_DETAILS",
     "USER_APPOINTMENTS_WITH_CLIENTS",
     "USER_ORGANIZATIONS",
+    "retarget",
 ]
 
 USER_ORGANIZATIONS = Preset(

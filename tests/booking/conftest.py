@@ -67,7 +67,7 @@ def fresh_schema(engine: Engine, *, exclusion_constraint: bool = False) -> None:
 def add_exclusion_constraint(engine: Engine) -> None:
     """The report's booking guarantee on PostgreSQL (needs the btree_gist extension)."""
     with engine.begin() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public"))
         conn.execute(
             text(
                 f"ALTER TABLE appointments ADD CONSTRAINT {EXCLUSION_CONSTRAINT} "

@@ -18,7 +18,7 @@ def test_postgresql_statements() -> None:
     assert all(s.startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS ") for s in indexes)
     assert all(";" not in s for s in indexes)  # one statement each
     assert (
-        statements[-1].startswith("DO $$")
+        statements[-1].startswith("DO $sqlaopt$")
         and "ADD CONSTRAINT no_double_booking EXCLUDE USING gist" in statements[-1]
     )
     assert (

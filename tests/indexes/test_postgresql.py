@@ -117,7 +117,7 @@ def test_a_failed_unique_build_is_reported_left_invalid_and_rebuilt_once_fixed(
     spec = [IndexSpec("ux_payment_status", "payments", ["barber_id", "status"], unique=True)]
     with pytest.raises(IndexBuildError, match="could not create unique index") as error:
         create(pg_engine, spec)
-    assert error.value.result["ux_payment_status"].action == "failed"  # type: ignore[attr-defined]
+    assert error.value.result["ux_payment_status"].action == "failed"
     assert check(pg_engine, spec)["ux_payment_status"].status == "invalid"
     with pg_engine.begin() as conn:  # make the data fit the constraint
         conn.execute(

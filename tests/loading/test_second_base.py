@@ -60,7 +60,8 @@ def test_a_base_lacking_a_relationship_fails_at_options_time(
     assert str(excinfo.value) == (
         f"preset {name}: Appointment has no relationship 'payment'"
         " (did you mean 'payments'?); relationships of Appointment: barber, client,"
-        " payments, service, user"
+        " payments, service, user. If yours is named differently, map it:"
+        " rename={'Appointment.payment': '...'}"
     )
 
 

@@ -10,9 +10,15 @@
 from . import naive, optimized
 from ._booking import (
     ADVISORY_LOCK_NAMESPACE,
+    BARBER_ROLE,
+    DURATION_MINUTES,
     EXCLUSION_CONSTRAINT,
     BookingConflict,
+    BookingError,
+    BookingInputError,
+    BookingNotFoundError,
     BookingSetupError,
+    NotABarberError,
     book_appointment,
 )
 from ._generate import Generated, GenerateError, generate
@@ -31,15 +37,21 @@ from .sample import SampleSize, build_sample
 
 __all__ = [
     "ADVISORY_LOCK_NAMESPACE",
+    "BARBER_ROLE",
+    "DURATION_MINUTES",
     "EXCLUSION_CONSTRAINT",
     "FLOWS",
     "BookingConflict",
+    "BookingError",
+    "BookingInputError",
+    "BookingNotFoundError",
     "BookingSetupError",
     "DashboardMetrics",
     "Flow",
     "GenerateError",
     "Generated",
     "Membership",
+    "NotABarberError",
     "PaymentLine",
     "RevenueBucket",
     "SampleSize",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -28,8 +29,25 @@ from sqlalchemy import (
     Time,
     func,
 )
-from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncAttrs
+else:
+    try:
+        from sqlalchemy.ext.asyncio import AsyncAttrs
+    except ImportError:  # SQLAlchemy 2.1 without greenlet: its asyncio package refuses to load
+
+        class AsyncAttrs:
+            """Stands in for SQLAlchemy's mixin when asyncio is unavailable; without greenlet
+            no AsyncSession can exist, so nothing could await these attributes anyway."""
+
+            @property
+            def awaitable_attrs(self) -> Any:
+                raise ImportError(
+                    "awaitable_attrs needs SQLAlchemy's asyncio support: pip install "
+                    "'sqlalchemy[asyncio]' (greenlet)"
+                )
 
 __all__ = [
     "AIInsightCache",

@@ -7,7 +7,8 @@
   :func:`in_`, :func:`is_null`, ... (or ``{"status": "completed"}``).
 - :func:`apply` attaches real ``Index``/``ExcludeConstraint`` objects to a model's tables;
   :func:`ddl` renders per dialect; :func:`check` compares with a live database; :func:`create`
-  builds what is missing (CONCURRENTLY on PostgreSQL, repairing INVALID leftovers);
+  builds what is missing (CONCURRENTLY on PostgreSQL, repairing INVALID leftovers, one run
+  at a time per table);
   :func:`alembic_migration` writes an Alembic revision body.
 - :func:`is_exclusion_conflict`: whether a database error is ``no_double_booking`` (or another
   exclusion constraint) refusing an overlapping row.
@@ -23,7 +24,7 @@ from ._check import CheckResult, EntryCheck, RedundantIndex, check
 from ._conflicts import is_exclusion_conflict
 from ._create import CreateAction, CreateResult, create
 from ._dialects import DIALECTS, DialectStatus
-from ._errors import IndexBuildError, IndexSpecError, IndexSpecWarning
+from ._errors import IndexBuildError, IndexLockError, IndexSpecError, IndexSpecWarning
 from ._expressions import DATE_TRUNC_UNITS, indexed_date, indexed_date_trunc, indexed_tsrange
 from ._predicates import Condition, eq, ge, gt, in_, is_null, le, lt, ne, not_null
 from ._render import ddl
@@ -60,6 +61,7 @@ __all__ = [
     "EntryResult",
     "ExclusionSpec",
     "IndexBuildError",
+    "IndexLockError",
     "IndexSpec",
     "IndexSpecError",
     "IndexSpecWarning",

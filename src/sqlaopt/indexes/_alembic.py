@@ -3,6 +3,7 @@ keeps autogenerate from proposing what a dialect does not get."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,13 +14,15 @@ from sqlalchemy.engine import Dialect
 from ._apply import PlanItem, plan
 from ._build import owned_entry
 from ._dialects import dialect_key, dialect_status, needs_btree_gist, validate_dialect
-from ._render import BTREE_GIST, create_statement, offline_dialect
+from ._render import BTREE_GIST, create_statement, drop_statement, offline_dialect
 from ._report import REPORT
 from ._spec import Entry, IndexSpec, Spec
 
 __all__ = ["alembic_include_object", "alembic_migration"]
 
 _INDENT = " " * 4
+# What sa.text() reads as a bind parameter (its own pattern): escaped in generated text().
+_TEXT_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 
 
 def _q(value: object) -> str:
@@ -80,7 +83,7 @@ def alembic_migration(
     lines += ["", "", "def upgrade() -> None:"]
     lines += _upgrade(items, key, sa_dialect)
     lines += ["", "", "def downgrade() -> None:"]
-    lines += _downgrade(items, key)
+    lines += _downgrade(items, key, sa_dialect)
     helpers = _HELPERS + (_INVALID_HELPER if key == "postgresql" else "")
     return "\n".join(lines) + "\n" + helpers
 
@@ -118,8 +121,7 @@ def _upgrade(items: list[PlanItem], key: str, sa_dialect: Dialect) -> list[str]:
         for item in indexes:
             body += _create_index(item, key, sa_dialect, depth=1)
     for item in exclusions:
-        statement = create_statement(item, sa_dialect, key)
-        body.append(f'{_INDENT}op.execute(\n{_INDENT * 2}"""\n{statement}\n"""\n{_INDENT})')
+        body += _call("op.execute", [_q(create_statement(item, sa_dialect, key))], 1)
     return body
 
 
@@ -128,11 +130,14 @@ def _definition(item: PlanItem) -> Entry:
     return item.result.definition
 
 
-def _compiled(element: Any, sa_dialect: Dialect) -> str:
+def _sql_text(element: Any, sa_dialect: Dialect) -> str:
+    """``sa.text(...)`` of the element's SQL; colons escaped, or text() would read a value's
+    ``:name`` as a bind parameter."""
     compiled = element.compile(
         dialect=sa_dialect, compile_kwargs={"include_table": False, "literal_binds": True}
     )
-    return str(compiled)
+    escaped = _TEXT_BIND.sub(r"\\:\1", str(compiled))
+    return f"sa.text({_q(escaped)})"
 
 
 def _create_index(item: PlanItem, key: str, sa_dialect: Dialect, depth: int) -> list[str]:
@@ -140,7 +145,7 @@ def _create_index(item: PlanItem, key: str, sa_dialect: Dialect, depth: int) -> 
     entry = _definition(item)
     assert isinstance(index, Index) and isinstance(entry, IndexSpec) and item.table is not None
     columns = [
-        _q(part) if isinstance(part, str) else f"sa.text({_q(_compiled(expr, sa_dialect))})"
+        _q(part) if isinstance(part, str) else _sql_text(expr, sa_dialect)
         for part, expr in zip(entry.key_parts, index.expressions, strict=True)
     ]
     args = [_q(entry.name), _q(item.table.name), f"[{', '.join(columns)}]"]
@@ -150,7 +155,7 @@ def _create_index(item: PlanItem, key: str, sa_dialect: Dialect, depth: int) -> 
         args.append("unique=True")
     where = index.dialect_options["postgresql"]["where"]
     if where is not None and key in ("postgresql", "sqlite"):
-        args.append(f"{key}_where=sa.text({_q(_compiled(where, sa_dialect))})")
+        args.append(f"{key}_where={_sql_text(where, sa_dialect)}")
     if key == "postgresql":
         if entry.using != "btree":
             args.append(f"postgresql_using={_q(entry.using)}")
@@ -171,11 +176,11 @@ def _call(function: str, args: list[str], depth: int, *, always_split: bool = Fa
     return [f"{indent}{function}("] + [f"{indent}{_INDENT}{a}," for a in args] + [f"{indent})"]
 
 
-def _downgrade(items: list[PlanItem], key: str) -> list[str]:
+def _downgrade(items: list[PlanItem], key: str, sa_dialect: Dialect) -> list[str]:
     body = [f"{_INDENT}_require_dialect({_family(key)})"]
     for item in items:
-        if isinstance(item.obj, ExcludeConstraint) and item.table is not None:
-            drop = f"ALTER TABLE {item.table.name} DROP CONSTRAINT IF EXISTS {item.result.name}"
+        if isinstance(item.obj, ExcludeConstraint):
+            drop = drop_statement(item, sa_dialect, key)
             body.append(f"{_INDENT}op.execute({_q(drop)})")
     indexes = [i for i in items if isinstance(i.obj, Index)]
     depth = 1

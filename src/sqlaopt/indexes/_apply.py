@@ -159,10 +159,14 @@ def _raise_problems(resolutions: Sequence[Resolution], on_missing: OnMissing) ->
         return
     lines = [f"  {r.original.name}: {p}" for r in resolutions for p in r.problems]
     if lines:
+        problems = "the spec does not fit the target schema:\n" + "\n".join(lines)
         raise IndexSpecError(
-            "the spec does not fit the target schema:\n" + "\n".join(lines) + "\nMap the "
-            "names with rename={'table.column': 'real_name', 'table': 'real_table'}, or pass "
-            "on_missing='warn' to attach what fits. Nothing was attached."
+            f"{problems}\nMap the names with rename={{'table.column': 'real_name', 'table': "
+            "'real_table'}, or pass on_missing='warn' to attach what fits. Nothing was "
+            "attached.",
+            cli_message=f"{problems}\nMap the names with --rename table.column=real_name "
+            "--rename table=real_table, or pass --on-missing warn to build what fits. "
+            "Nothing was built.",
         )
 
 
@@ -190,10 +194,14 @@ def _check_conflicts(metadata: MetaData, resolutions: Sequence[Resolution]) -> N
         table, item = existing[entry.name]
         previous = owned_entry(item)
         if previous is None:
-            raise IndexSpecError(
+            declared = (
                 f"table {table.name!r} already declares {entry.name!r} (not from "
-                f"sqlaopt.indexes): remove it from the model, or leave the entry out with "
-                f"spec.without({entry.name!r}). Nothing was attached."
+                "sqlaopt.indexes): remove it from the model, or leave the entry out"
+            )
+            raise IndexSpecError(
+                f"{declared} with spec.without({entry.name!r}). Nothing was attached.",
+                cli_message=f"{declared} with a spec of your own: --spec app.indexes:SPEC, "
+                f"where SPEC = REPORT.without({entry.name!r}). Nothing was built.",
             )
         if previous != entry:
             raise IndexSpecError(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._errors import SqlaoptError
 
-__all__ = ["IndexBuildError", "IndexSpecError", "IndexSpecWarning"]
+if TYPE_CHECKING:
+    from ._create import CreateResult
+
+__all__ = ["IndexBuildError", "IndexLockError", "IndexSpecError", "IndexSpecWarning"]
 
 
 class IndexSpecError(SqlaoptError, ValueError):
@@ -14,6 +19,12 @@ class IndexSpecError(SqlaoptError, ValueError):
     created nothing.
     """
 
+    def __init__(self, message: str, *, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        #: The message with its hints in ``sqlaopt indexes`` syntax (``--rename OLD=NEW``
+        #: rather than ``rename={...}``); the same message when it has no such hint.
+        self.cli_message = cli_message or message
+
 
 class IndexBuildError(SqlaoptError):
     """:func:`sqlaopt.indexes.create` could not build one or more entries.
@@ -21,10 +32,15 @@ class IndexBuildError(SqlaoptError):
     Every other entry was still attempted; :attr:`result` holds what happened to each.
     """
 
-    def __init__(self, message: str, result: object) -> None:
+    def __init__(self, message: str, result: CreateResult) -> None:
         super().__init__(message)
         #: The :class:`~sqlaopt.indexes.CreateResult` of the whole run.
         self.result = result
+
+
+class IndexLockError(SqlaoptError, TimeoutError):
+    """:func:`sqlaopt.indexes.create` waited longer than its ``lock_timeout`` for the build lock
+    (another session is building indexes on the same tables). Nothing was built."""
 
 
 class IndexSpecWarning(UserWarning):

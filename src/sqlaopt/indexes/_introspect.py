@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, text
+from sqlalchemy.engine import Dialect
 
 from ._dialects import dialect_key
 
-__all__ = ["LiveIndex", "LiveSchema", "read_live", "split_index_sql"]
+__all__ = [
+    "LiveIndex",
+    "LiveSchema",
+    "qualified_index",
+    "read_live",
+    "read_validity",
+    "split_index_sql",
+]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,39 @@ def _postgresql(conn: Connection, tables: Sequence[Table]) -> LiveSchema:
         )
     existing = {names[q] for q in conn.execute(_PG_TABLES, params).scalars()}
     return LiveSchema(indexes, frozenset(existing))
+
+
+_PG_VALIDITY = text(
+    "SELECT q, i.indisvalid FROM unnest(CAST(:indexes AS text[])) AS q "
+    "JOIN pg_index i ON i.indexrelid = to_regclass(q)"
+)
+_SQLITE_PRESENT = text(
+    "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN :names"
+).bindparams(bindparam("names", expanding=True))
+_MYSQL_PRESENT = text(
+    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS "
+    "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN :names"
+).bindparams(bindparam("names", expanding=True))
+
+
+def read_validity(conn: Connection, indexes: Sequence[tuple[str, Table]]) -> dict[str, bool]:
+    """``{name: valid}`` for the named indexes (each with its table) that exist: one small
+    query, for confirming builds (only PostgreSQL has INVALID indexes)."""
+    key = dialect_key(conn.dialect)
+    names = [name for name, _ in indexes]
+    if key != "postgresql":
+        query = _SQLITE_PRESENT if key == "sqlite" else _MYSQL_PRESENT
+        return {name: True for name in conn.execute(query, {"names": names}).scalars()}
+    qualified = {qualified_index(conn.dialect, name, table): name for name, table in indexes}
+    rows = conn.execute(_PG_VALIDITY, {"indexes": list(qualified)})
+    return {qualified[q]: bool(valid) for q, valid in rows}
+
+
+def qualified_index(dialect: Dialect, name: str, table: Table) -> str:
+    """An index name as PostgreSQL resolves it: quoted, in the schema of its table."""
+    preparer = dialect.identifier_preparer
+    schema = f"{preparer.quote_schema(table.schema)}." if table.schema else ""
+    return f"{schema}{preparer.quote(name)}"
 
 
 _SQLITE_INDEXES = text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import Index, String
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.engine import Dialect
@@ -13,6 +13,7 @@ from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from ._apply import Plan, PlanItem, plan
 from ._dialects import needs_btree_gist, validate_dialect
+from ._introspect import qualified_index
 from ._report import REPORT
 from ._spec import Entry, Spec
 
@@ -21,6 +22,7 @@ __all__ = [
     "create_statement",
     "ddl",
     "drop_statement",
+    "literal",
     "offline_dialect",
     "plan_statements",
 ]
@@ -105,28 +107,52 @@ def create_statement(item: PlanItem, dialect: Dialect, key: str) -> str:
 
 
 def _guarded_constraint(constraint: ExcludeConstraint, dialect: Dialect) -> str:
-    """``ADD CONSTRAINT`` has no ``IF NOT EXISTS``: a DO block makes it idempotent."""
+    """``ADD CONSTRAINT`` has no ``IF NOT EXISTS``: a DO block makes it idempotent.
+
+    Identifiers are quoted by the dialect's preparer and literals by its string literal
+    rendering; the block's dollar quote gets a tag that occurs nowhere in its body, so no
+    table name or predicate value (``$$`` included) can end it early.
+    """
     add = str(AddConstraint(constraint).compile(dialect=dialect)).strip()
     table = dialect.identifier_preparer.format_table(constraint.table)
-    return (
-        "DO $$\nBEGIN\n"
-        f"    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{constraint.name}'"
-        f" AND conrelid = '{table}'::regclass) THEN\n"
+    name, regclass = literal(str(constraint.name), dialect), literal(table, dialect)
+    body = (
+        "BEGIN\n"
+        f"    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {name}"
+        f" AND conrelid = CAST({regclass} AS regclass)) THEN\n"
         f"        {add};\n"
-        "    END IF;\nEND\n$$"
+        "    END IF;\nEND"
     )
+    tag = _dollar_tag(body)
+    return f"DO {tag}\n{body}\n{tag}"
+
+
+def literal(value: str, dialect: Dialect) -> str:
+    """``value`` as a SQL string literal, escaped the way ``dialect`` reads it."""
+    string: Any = String()  # literal_processor is untyped in SQLAlchemy's stubs
+    render = string.literal_processor(dialect)
+    return str(render(value))
+
+
+def _dollar_tag(body: str) -> str:
+    """``$sqlaopt$``, or ``$sqlaopt1$``, ... : the first tag that does not occur in ``body``."""
+    tag, number = "$sqlaopt$", 0
+    while tag in body:
+        number += 1
+        tag = f"$sqlaopt{number}$"
+    return tag
 
 
 def drop_statement(item: PlanItem, dialect: Dialect, key: str) -> str:
     """The statement that removes one item (CONCURRENTLY for PostgreSQL indexes)."""
     preparer = dialect.identifier_preparer
     assert item.obj is not None and item.table is not None
-    name = preparer.quote(str(item.obj.name))
+    raw = str(item.obj.name)
+    name = preparer.quote(raw)
     if isinstance(item.obj, ExcludeConstraint):
         return f"ALTER TABLE {preparer.format_table(item.table)} DROP CONSTRAINT IF EXISTS {name}"
     if key == "postgresql":
-        schema = f"{preparer.quote_schema(item.table.schema)}." if item.table.schema else ""
-        return f"DROP INDEX CONCURRENTLY IF EXISTS {schema}{name}"
+        return f"DROP INDEX CONCURRENTLY IF EXISTS {qualified_index(dialect, raw, item.table)}"
     if key == "sqlite":
         return f"DROP INDEX IF EXISTS {name}"
     return f"DROP INDEX {name} ON {preparer.format_table(item.table)}"

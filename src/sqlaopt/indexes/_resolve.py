@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from difflib import SequenceMatcher
 from typing import Literal
 
 from sqlalchemy import Date, DateTime, MetaData, Table
@@ -114,7 +113,7 @@ def resolve(
     existing = list(table.c.keys())
     missing = [c for c in renamed.referenced_columns() if c not in table.c]
     problems = tuple(
-        f"table {table.name!r} has no column {column!r}{_suggest(column, existing)} "
+        f"table {table.name!r} has no column {column!r}{did_you_mean(column, existing)} "
         f"(columns: {', '.join(existing)})"
         for column in missing
     )
@@ -124,13 +123,6 @@ def resolve(
         return _fit(entry, renamed, table, missing, changes, problems)
     _check_types(renamed, table)
     return Resolution(entry, table, renamed, tuple(changes))
-
-
-def _suggest(name: str, candidates: list[str]) -> str:
-    """``did_you_mean`` for a missing column, only for near misses: a looser match would
-    propose start_time for a missing end_time, and mapping one to the other is wrong."""
-    close = [c for c in candidates if SequenceMatcher(None, name, c).ratio() >= 0.75]
-    return did_you_mean(name, close)
 
 
 def _fit(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm.interfaces import LoaderOption
 from .._errors import PresetError
 from ._eager import PlannedHop, build_options, per_row_hops, plan, statement_count
 from ._paths import Branch, merge_paths, parse_path
-from ._resolve import find_mapped_class, mapper_of
+from ._rename import Bound, Renames, bind, builtin_renames
 
 __all__ = ["Preset"]
 
@@ -76,32 +76,47 @@ class Preset:
         """What the preset is for."""
         return self._doc
 
-    def options(self, target: Any) -> tuple[LoaderOption, ...]:
+    def options(
+        self, target: Any, *, rename: Mapping[str, str] | None = None
+    ) -> tuple[LoaderOption, ...]:
         """The loader options for ``select(...).options(*...)``, bound to ``target``'s models.
 
         ``target`` is a mapped class, a declarative base (any class with a ``registry``) or a
         ``sqlalchemy.orm.registry``; the root is the class of that name in its registry.
-        Raises :class:`sqlaopt.PresetError` when the root class is missing, or a hop is not a
-        relationship of its model.
+        ``rename`` maps the preset's names to yours, as the index spec's ``rename=`` does:
+        ``{"Appointment": "Booking", "Appointment.client": "customer"}`` (a class, or a
+        relationship of a class, in the preset's names). Without it, a built-in preset uses
+        the mapping given to :func:`sqlaopt.presets.retarget`, if any.
+
+        Raises :class:`sqlaopt.PresetError` when the root class is missing, a hop is not a
+        relationship of its model, or a ``rename`` key is not a name the preset uses.
         """
         with self._naming_errors():
-            root = find_mapped_class(target, self._root)
-            return build_options(root, mapper_of(root), self._branches)
+            bound = self._bound(target, rename)
+            return build_options(bound.root, bound.mapper, bound.branches)
 
-    def explain(self, target: Any) -> str:
+    def explain(self, target: Any, *, rename: Mapping[str, str] | None = None) -> str:
         """What the preset does on ``target``'s models: each hop's strategy, and the count of
-        statements a load runs (see :func:`sqlaopt.eager` for the rule). Same errors as
-        :meth:`options`."""
+        statements a load runs (see :func:`sqlaopt.eager` for the rule). Same arguments and
+        errors as :meth:`options`; the hops are shown in ``target``'s names."""
         with self._naming_errors():
-            hops = plan(mapper_of(find_mapped_class(target, self._root)), self._branches)
+            bound = self._bound(target, rename)
+            hops = plan(bound.mapper, bound.branches)
         width = max(len(hop.location) for hop in hops)
-        return "\n".join([self._headline(hops), *(_hop_line(hop, width) for hop in hops)])
+        headline = self._headline(bound.root.__name__, hops)
+        return "\n".join([headline, *(_hop_line(hop, width) for hop in hops)])
 
-    def _headline(self, hops: tuple[PlannedHop, ...]) -> str:
+    def _bound(self, target: Any, rename: Mapping[str, str] | None) -> Bound:
+        """The preset resolved on ``target`` (root class, mapper, branches in ``target``'s
+        names), without building options; errors as :meth:`options` but unprefixed."""
+        renames = Renames.parse(rename) if rename is not None else builtin_renames(self)
+        return bind(self._root, self._branches, target, renames)
+
+    def _headline(self, root: str, hops: tuple[PlannedHop, ...]) -> str:
         count, per_row = statement_count(hops), per_row_hops(hops)
         plural = "s" if count > 1 else ""
         extra = f" + {per_row} per parent row (immediate)" if per_row else ""
-        return f"{self._name or 'Preset'} on {self._root}: {count} statement{plural}{extra}"
+        return f"{self._name or 'Preset'} on {root}: {count} statement{plural}{extra}"
 
     @contextmanager
     def _naming_errors(self) -> Iterator[None]:
