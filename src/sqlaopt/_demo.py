@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import cache, explain, indexes
+from ._cli_support import add_database_options
 from ._connect import DatabaseUnreachable, connect_within, timed_engine
 from ._timing import Timing, capture_statements, time_call
 from .booking import FLOWS, Flow, book_appointment, flow_arguments, generate, optimized
@@ -42,17 +43,15 @@ def register(commands: Any) -> None:
                     "compare naive and optimized flows. Uses a temporary SQLite file unless "
                     "--url is given.",
     )
-    parser.add_argument("--url", default=None,
-                        help="database URL, e.g. postgresql+psycopg://user@host/db "
-                             "(its reference tables are dropped and recreated)")
     parser.add_argument("--appointments", type=int, default=20_000, metavar="N",
                         help="appointments to generate (default 20,000)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
-    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="with --url: give up connecting after this long (default 10)")
-    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="give up waiting for another index build after this long "
-                             "(default 60)")
+    add_database_options(
+        parser, url_required=False,
+        url_help="database URL, e.g. postgresql+psycopg://user@host/db (its reference tables "
+                 "are dropped and recreated; default: a temporary SQLite file)",
+        lock_help="give up waiting for another index build after this long",
+    )
     parser.set_defaults(run=run)
 
 

@@ -4,38 +4,33 @@ A thin adapter: it imports the spec (``--spec``, REPORT by default) and the mode
 (``--models``), fits one to the other as :func:`apply` does (``--rename``, ``--on-missing``),
 and calls :func:`ddl`, :func:`check`, :func:`create` or :func:`alembic_migration`.
 
-Exit status (every failure follows it; messages are one line on stderr, no traceback):
-
-====  ===================================================================================
-0     success (``check``: every entry present or skipped)
-1     the database does not match: ``check`` found an entry missing, INVALID or different;
-      ``create`` could not build an entry, or one is INVALID afterwards
-2     bad input: arguments, a ``--spec``/``--models`` that cannot be imported or is not a
-      spec/base, an unknown ``--rename`` key, a spec that does not fit the models, a URL
-      whose dialect or driver is not installed
-3     the database could not be used: no connection within ``--connect-timeout`` (refused,
-      unknown host, authentication, a server that never answers), the build lock not
-      acquired within ``--lock-timeout``, or a database error outside the entries
-====  ===================================================================================
+Exit status: the table in ``sqlaopt._cli_support`` (0 ok; 1 ``check`` found an entry
+missing, INVALID or different, or ``create`` could not build one or left one INVALID; 2 bad
+input, including a spec that does not fit the models; 3 the database could not be used).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, MetaData
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import MetaData
 
-from .._connect import DatabaseUnreachable, connect_within, timed_engine
-from .._errors import SqlaoptError
-from .._names import did_you_mean
+from .._cli_support import (
+    EXIT_BAD_INPUT,
+    EXIT_DATABASE,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    BadInput,
+    Outcome,
+    add_database_options,
+    guarded,
+    import_object,
+    open_engine,
+)
 from ._alembic import alembic_migration
 from ._apply import EntryResult, _reference_metadata, apply, format_table, metadata_of
 from ._build import MARK, private_copy
@@ -48,14 +43,6 @@ from ._report import REPORT
 from ._spec import Spec, as_spec
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DATABASE", "EXIT_MISMATCH", "EXIT_OK", "register"]
-
-EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_DATABASE = 0, 1, 2, 3
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_LOCK_TIMEOUT = 60.0
-
-
-class _BadInput(SqlaoptError):
-    """An option the command cannot use (exit 2)."""
 
 
 def register(commands: Any) -> None:
@@ -101,21 +88,10 @@ def register(commands: Any) -> None:
     dialect = argparse.ArgumentParser(add_help=False)
     dialect.add_argument("--dialect", choices=DIALECTS, default="postgresql")
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--url", required=True, help="SQLAlchemy database URL")
-    database.add_argument(
-        "--connect-timeout",
-        type=_seconds,
-        default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"give up connecting after this long (default {DEFAULT_CONNECT_TIMEOUT:g})",
-    )
-    database.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=DEFAULT_LOCK_TIMEOUT,
-        metavar="SECONDS",
-        help="create: give up waiting for another run's build lock, or for the table lock an "
-        f"exclusion constraint needs, after this long (default {DEFAULT_LOCK_TIMEOUT:g})",
+    add_database_options(
+        database,
+        lock_help="create: give up waiting for another run's build lock, or for the table lock "
+        "an exclusion constraint needs, after this long",
     )
 
     _add(sub, "sql", [common, dialect], "print the DDL, one idempotent statement each", _sql)
@@ -135,7 +111,7 @@ def _add(
     run: Callable[[argparse.Namespace], int],
 ) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(name, parents=parents, help=help_)
-    parser.set_defaults(run=_guarded(run))
+    parser.set_defaults(run=guarded("sqlaopt indexes", run, _index_errors))
 
 
 def _rename_pair(text: str) -> tuple[str, str]:
@@ -145,83 +121,26 @@ def _rename_pair(text: str) -> tuple[str, str]:
     return old.strip(), new.strip()
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Every expected failure as one line on stderr and its exit status (module docstring)."""
-
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except IndexBuildError as error:
-            failed = [a.name for a in error.result if a.action == "failed"]
-            return _fail(f"could not build {', '.join(failed)} (see the table)", EXIT_MISMATCH)
-        except IndexSpecError as error:
-            return _fail(error.cli_message, EXIT_BAD_INPUT)
-        except _BadInput as error:
-            return _fail(str(error), EXIT_BAD_INPUT)
-        except (DatabaseUnreachable, IndexLockError) as error:
-            return _fail(str(error), EXIT_DATABASE)
-        except ArgumentError as error:  # a malformed URL, an unknown dialect
-            return _fail(f"--url: {error}", EXIT_BAD_INPUT)
-        except ImportError as error:  # a dialect whose driver is not installed
-            return _fail(f"--url needs a driver that is not installed: {error}", EXIT_BAD_INPUT)
-        except SQLAlchemyError as error:
-            cause = str(getattr(error, "orig", None) or error).strip().splitlines()
-            return _fail(f"database error: {cause[0] if cause else error}", EXIT_DATABASE)
-
-    return guarded
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"sqlaopt indexes: {message}", file=sys.stderr)
-    return status
+def _index_errors(error: Exception) -> Outcome | None:
+    if isinstance(error, IndexBuildError):
+        failed = [a.name for a in error.result if a.action == "failed"]
+        return f"could not build {', '.join(failed)} (see the table)", EXIT_MISMATCH
+    if isinstance(error, IndexSpecError):
+        return error.cli_message, EXIT_BAD_INPUT
+    if isinstance(error, IndexLockError):
+        return str(error), EXIT_DATABASE
+    return None
 
 
 # --- what the options name ----------------------------------------------------------------
 
 
-def _import(option: str, value: str, form: str, example: str) -> object:
-    """The object ``MODULE:ATTRIBUTE`` names, imported as ``python -m`` would from here."""
-    module_name, _, attribute = value.partition(":")
-    if not module_name or not attribute:
-        raise _BadInput(f"{option} takes {form} (e.g. {example}), not {value!r}")
-    here = os.getcwd()
-    if here not in sys.path and "" not in sys.path:
-        sys.path.insert(0, here)  # the console script's sys.path[0] is its bin directory
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as error:  # whatever the module raises while it is imported
-        first = str(error).strip().splitlines()
-        raise _BadInput(
-            f"{option} {value}: cannot import {module_name} from {here}: "
-            f"{type(error).__name__}{': ' + first[0] if first else ''}"
-        ) from None
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            names = [n for n in dir(target) if not n.startswith("_")]
-            raise _BadInput(
-                f"{option} {value}: {getattr(target, '__name__', module_name)} has no attribute "
-                f"{part!r}{did_you_mean(part, names)}"
-            )
-        target = getattr(target, part)
-    return target
-
-
 def _spec(args: argparse.Namespace) -> Spec:
     if not args.spec:
         return REPORT
-    found = _import("--spec", args.spec, "MODULE:ATTRIBUTE", "app.indexes:SPEC")
+    found = import_object("--spec", args.spec, "MODULE:ATTRIBUTE", "app.indexes:SPEC")
     if isinstance(found, (str, bytes)) or not isinstance(found, (Spec, list, tuple)):
-        raise _BadInput(
+        raise BadInput(
             f"--spec {args.spec} is a {type(found).__name__}, not a Spec or a list of "
             "IndexSpec/ExclusionSpec"
         )
@@ -231,11 +150,11 @@ def _spec(args: argparse.Namespace) -> Spec:
 def _models(args: argparse.Namespace) -> MetaData:
     if not args.models:
         return _reference_metadata()
-    found = _import("--models", args.models, "MODULE:BASE", "app.models:Base")
+    found = import_object("--models", args.models, "MODULE:BASE", "app.models:Base")
     try:
         return metadata_of(found)
     except IndexSpecError:
-        raise _BadInput(
+        raise BadInput(
             f"--models {args.models} is a {type(found).__name__}, not a declarative base or a "
             "MetaData"
         ) from None
@@ -289,18 +208,6 @@ def _sql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@contextmanager
-def _engine(args: argparse.Namespace) -> Iterator[Engine]:
-    engine = timed_engine(
-        args.url, connect_timeout=args.connect_timeout, lock_timeout=args.lock_timeout
-    )
-    try:
-        connect_within(engine, args.connect_timeout)
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def _table(rows: Sequence[tuple[str, ...]], fitted: _Fitted) -> str:
     """The result table, with entries left out of the models marked, not explained again."""
     fixed = [rows[0], *((*r[:-1], _detail(fitted, r[0], r[-1])) for r in rows[1:])]
@@ -309,7 +216,7 @@ def _table(rows: Sequence[tuple[str, ...]], fitted: _Fitted) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     fitted = _Fitted(args)
-    with _engine(args) as engine:
+    with open_engine(args) as engine:
         result = check(engine, fitted.spec, fitted.target)
     rows = [("entry", "table", "status", "detail")]
     rows += [(e.name, e.table, e.status, e.detail) for e in result.entries]
@@ -323,7 +230,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     fitted = _Fitted(args)
-    with _engine(args) as engine:
+    with open_engine(args) as engine:
         try:
             result = create(engine, fitted.spec, fitted.target, lock_timeout=args.lock_timeout)
         except IndexBuildError as error:

@@ -1,7 +1,8 @@
 """``sqlaopt db report|advise``: the live database from the command line.
 
-Exit status: 0 on success; 2 for bad input, an unreachable database, or a server that cannot
-give what was asked (the message says how to enable it).
+Exit status: the table in ``sqlaopt._cli_support`` (0 ok; 2 bad input, or a server that cannot
+give what was asked, the message saying how to enable it; 3 the database could not be used,
+e.g. no connection within ``--connect-timeout``).
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, MetaData
 
-from .._errors import SqlaoptError
+from .._cli_support import add_database_options, guarded, import_object, open_engine
+from ..indexes._apply import metadata_of
 from ._advice import DEFAULT_FACTOR, Advice
 from ._advisor import advise
 from ._report import report
@@ -33,7 +32,7 @@ def register(commands: Any) -> None:
         "db", help="watch a live database: slow statements, index health, advice, pool")
     sub = parser.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
     url = argparse.ArgumentParser(add_help=False)
-    url.add_argument("--url", required=True, help="SQLAlchemy database URL")
+    add_database_options(url)
 
     run = sub.add_parser("report", parents=[url], help="slow statements, index health, "
                          "index advice and the pool check")
@@ -44,7 +43,7 @@ def register(commands: Any) -> None:
     run.add_argument("--no-advice", action="store_true", help="skip the index advisor")
     run.add_argument("--window-days", type=float, default=7.0,
                      help="call an index unused only when the statistics cover this long")
-    run.set_defaults(run=_guarded(_report))
+    run.set_defaults(run=guarded("sqlaopt db", _report))
 
     adv = sub.add_parser("advise", parents=[url], help="indexes for a workload, proven with "
                          "HypoPG (default workload: pg_stat_statements)")
@@ -58,33 +57,14 @@ def register(commands: Any) -> None:
     adv.add_argument("--models", metavar="MODULE:BASE",
                      help="your declarative base, for --output migration (default: the "
                      "tables as the database has them)")
-    adv.set_defaults(run=_guarded(_advise))
-
-
-def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except (SqlaoptError, SQLAlchemyError, ImportError, OSError) as error:
-            message = str(error).strip().splitlines()[0]
-            print(f"sqlaopt db: {type(error).__name__}: {message}", file=sys.stderr)
-            return 2
-
-    return guarded
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    return create_engine(args.url)
+    adv.set_defaults(run=guarded("sqlaopt db", _advise))
 
 
 def _report(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    try:
+    with open_engine(args) as engine:
         result = report(engine, processes=args.processes, threads=args.threads,
                         limit=args.limit, include_advice=not args.no_advice,
                         min_window=dt.timedelta(days=args.window_days))
-    finally:
-        engine.dispose()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.text(), end="")
     if args.json:
         print()
@@ -92,23 +72,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _advise(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    try:
+    with open_engine(args) as engine:
         workload = (Workload.from_json(args.workload) if args.workload
                     else Workload.from_pg_stat_statements(engine, limit=args.limit))
         advice = advise(engine, workload, factor=args.factor)
         target = _target(args, engine, advice) if args.output == "migration" else None
-    finally:
-        engine.dispose()
     print(_render(advice, args.output, target), end="")
     return 0
 
 
 def _target(args: argparse.Namespace, engine: Engine, advice: Advice) -> object:
     if args.models:
-        from ..indexes._cli import _load_models
-
-        return _load_models(args.models)
+        return metadata_of(import_object("--models", args.models, "MODULE:BASE",
+                                         "app.models:Base"))
     metadata = MetaData()
     metadata.reflect(engine, only=sorted({r.table for r in advice.recommendations}))
     return metadata
