@@ -9,9 +9,11 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 import sqlaopt
+from sqlaopt.booking import build_sample
+from sqlaopt.booking.models import Base as BookingBase
 from sqlaopt.detect import _emit
 
-from ..conftest import sqlite_engine
+from ..conftest import MARIADB_ADMIN_URL, _private_database, sqlite_engine
 from . import shapes
 
 
@@ -51,3 +53,15 @@ def shapes_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     yield engine
     shapes.Base.metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def mariadb_booking() -> Iterator[Engine]:
+    """The reference schema with its sample data in a MariaDB database of this module's own."""
+    for url in _private_database(MARIADB_ADMIN_URL, "MariaDB at 127.0.0.1:3306", "_detect"):
+        engine = create_engine(url)
+        BookingBase.metadata.create_all(engine)
+        with Session(engine) as session:
+            build_sample(session)
+        yield engine
+        engine.dispose()

@@ -9,13 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 import sqlaopt
-from sqlaopt.booking import build_sample
 from sqlaopt.booking.models import Appointment, Client, User
-from sqlaopt.booking.models import Base as BookingBase
 from sqlaopt.detect._callsite import _APP, _LIBRARY, _classify
 
 from .conftest import kinds
@@ -139,22 +137,14 @@ def test_selects_a_flush_runs_are_never_an_n_plus_one(shapes_engine: Engine) -> 
     assert report.detections == []
 
 
-def test_synchronize_session_fetch_on_mariadb(mariadb_url: str) -> None:
-    engine = create_engine(mariadb_url)
-    BookingBase.metadata.create_all(engine)
-    with Session(engine) as s:
-        build_sample(s)
-    try:
-        with Session(engine) as s, sqlaopt.detect("raise") as report:
-            s.scalars(select(Appointment).limit(5)).all()
-            for i in range(1, 5):  # MariaDB has no UPDATE ... RETURNING: a SELECT comes first
-                s.execute(update(Appointment).where(Appointment.id == i).values(status="x"),
-                          execution_options={"synchronize_session": "fetch"})
-            s.rollback()
-        assert report.detections == []
-    finally:
-        BookingBase.metadata.drop_all(engine)
-        engine.dispose()
+def test_synchronize_session_fetch_on_mariadb(mariadb_booking: Engine) -> None:
+    with Session(mariadb_booking) as s, sqlaopt.detect("raise") as report:
+        s.scalars(select(Appointment).limit(5)).all()
+        for i in range(1, 5):  # MariaDB has no UPDATE ... RETURNING: a SELECT comes first
+            s.execute(update(Appointment).where(Appointment.id == i).values(status="x"),
+                      execution_options={"synchronize_session": "fetch"})
+        s.rollback()
+    assert report.detections == []
 
 
 def test_cascade_lazy_loads_of_delete_stay_reportable(shapes_engine: Engine) -> None:
