@@ -319,3 +319,12 @@ def test_users_can_name_their_own_library_places(tmp_path: Any) -> None:
     assert _classify(str(shared / "util.py")) == _LIBRARY
     with pytest.raises(ValueError, match="neither a directory nor an importable package"):
         sqlaopt.treat_as_library("no_such_package_here")
+
+
+def test_sqlaopts_own_tooling_is_not_the_applications_sql(session: Session) -> None:
+    from sqlaopt import explain
+
+    with sqlaopt.detect("raise") as report:
+        for i in range(1, 4):  # EXPLAIN, like index checks and monitoring, is tooling
+            explain.explain(session, select(Appointment).where(Appointment.id == i))
+    assert report.detections == [] and report.statements >= 3

@@ -43,7 +43,8 @@ MAX_FRAMES: Final = 32
 # Frame kinds, by the file their code lives in.
 _ORM: Final = 0  # SQLAlchemy, and sqlaopt's own work below user code: never part of a site
 _OWN: Final = 1  # sqlaopt's scope machinery: above user code, it ends the walk
-_SCHEMA: Final = 2  # SQLAlchemy's reflection, DDL and dialect introspection: not the app's SQL
+_SCHEMA: Final = 2  # schema work (SQLAlchemy's reflection, DDL, introspection; Alembic) and
+# sqlaopt's own tooling (index builds and checks, EXPLAIN, monitoring): not the app's SQL
 _LIBRARY: Final = 3  # stdlib and installed packages: part of the key, never the location
 _APP: Final = 4  # the application (kinds from _LIBRARY up are "user" frames)
 _GENERATED: Final = 5  # "<string>": SQLAlchemy 2.0's generated decorators, or user exec()
@@ -57,6 +58,11 @@ _SQLALCHEMY_DIR = _package_dir(sqlalchemy.__file__ or "")
 _SQLAOPT_DIR = os.path.dirname(_package_dir(__file__).rstrip(os.sep)) + os.sep
 # The reference booking flows are application code from the detector's point of view.
 _BOOKING_DIR = _SQLAOPT_DIR + "booking" + os.sep
+# sqlaopt's tooling: the statements it runs itself are its own work, like schema work.
+_TOOLING = tuple(
+    _SQLAOPT_DIR + name
+    for name in ("indexes" + os.sep, "watch" + os.sep, "structure" + os.sep, "explain.py")
+)
 # The modules that open scopes: a walk that reaches them has left the scope's code.
 _SCOPE_MACHINERY = tuple(
     _SQLAOPT_DIR + name
@@ -135,6 +141,8 @@ def _classify(filename: str) -> int:
     if filename.startswith(_SQLALCHEMY_DIR) or filename.startswith("<sqlalchemy"):
         return _ORM
     if filename.startswith(_SQLAOPT_DIR) and not filename.startswith(_BOOKING_DIR):
+        if filename.startswith(_TOOLING):
+            return _SCHEMA
         return _OWN if filename.startswith(_SCOPE_MACHINERY) else _ORM
     if filename == "<string>":
         return _GENERATED
@@ -213,8 +221,9 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
         return None
     if frame is None:  # asyncio: the caller waits in the parent greenlet
         return _Key().extend(_user_frames(None, anchor))
-    # The walk of _user_frames, inlined: this runs for every statement in a scope.
+    # The walk of _user_frames and _Key.add, inlined: this runs for every statement in a scope.
     key = _Key()
+    parts, at = key.parts, key.at
     count = 0
     kinds = _kinds
     while frame is not None:
@@ -223,12 +232,18 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
         if kind is None or kind == _GENERATED:
             kind = _kind(frame)
         if kind >= _LIBRARY:
-            key.add(id(code), frame.f_lasti)
+            code_id = id(code)
+            if code_id not in at:
+                at[code_id] = len(parts)
+                parts.append(code_id)
+                parts.append(frame.f_lasti)
+            else:
+                key.add(code_id, frame.f_lasti)  # a recursion: cut the cycle out
             count += 1
             if frame is anchor or code is anchor or count >= MAX_FRAMES:
-                return key.done()
+                return tuple(parts)
         elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
-            return key.done()
+            return tuple(parts)
         frame = frame.f_back
     return key.extend(_user_frames(None, anchor), count)
 
