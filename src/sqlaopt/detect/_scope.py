@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 MODES: Final = ("raise", "warn", "log", "record", "off")
-MAX_COUNT_KEYS: Final = 50_000
+MAX_COUNT_KEYS: Final = 20_000
 """Distinct (statement shape, call stack) entries a scope counts before it forgets the ones
 seen only once: a long-lived Session scope never grows without bound."""
 _PATTERN = re.compile(r"^[A-Za-z0-9_*?\[\]!]+\.[A-Za-z0-9_*?\[\]!]+$")
