@@ -1,0 +1,102 @@
+"""The report's section 6 on the reference schema, corrected: ``barber_monthly_stats`` and the
+dashboard served from it.
+
+The report's view filters ``u.unified_role IN ('BARBER', 'SHOP_OWNER')``, but roles are stored
+lower-case, so it is always empty; its index is not unique, so it can never be refreshed
+concurrently; nothing refreshes it. Here the roles are lower-case, the lookup index on
+``(barber_id, month)`` is the unique index, and two columns are added so that the analytics
+dashboard (report section 3.1) can be served from the view for a calendar month: the report's
+columns count completed appointments only, the dashboard counts every status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Numeric, case, distinct, func, select, true
+from sqlalchemy.orm import Session
+
+from ..booking._common import money
+from ..booking._results import DashboardMetrics
+from ..booking.models import Appointment, User
+from ..booking.optimized import _client_metrics, _money_or_none
+from ..sql import date_bucket
+from ._views import MaterializedView
+
+__all__ = ["BARBER_MONTHLY_STATS", "BARBER_ROLES", "monthly_dashboard"]
+
+BARBER_ROLES = ("barber", "shop_owner")
+"""The roles whose appointments the view aggregates (stored lower-case)."""
+
+
+def _barber_monthly_stats() -> MaterializedView:
+    completed = Appointment.status == "completed"
+    month = date_bucket("month", Appointment.start_time)
+    query = (
+        select(
+            User.id.label("barber_id"),
+            User.name.label("barber_name"),
+            month.label("month"),
+            func.count(case((completed, Appointment.id))).label("total_appointments"),
+            func.sum(case((completed, Appointment.price))).label("total_revenue"),
+            func.count(distinct(case((completed, Appointment.client_id)))).label(
+                "unique_clients"
+            ),
+            func.avg(case((completed, Appointment.price)), type_=Numeric(38, 10)).label(
+                "avg_service_price"
+            ),
+            func.count(Appointment.id).label("booked_appointments"),
+            func.count(distinct(Appointment.client_id)).label("booked_clients"),
+        )
+        .join(Appointment, Appointment.barber_id == User.id)
+        .where(User.unified_role.in_(BARBER_ROLES))
+        .group_by(User.id, User.name, month)
+    )
+    return MaterializedView(
+        "barber_monthly_stats",
+        query,
+        unique=["barber_id", "month"],
+        doc="Per barber and calendar month: the report's completed-appointment statistics "
+        "(total_appointments, total_revenue, unique_clients, avg_service_price) and the "
+        "dashboard's counts over every status (booked_appointments, booked_clients).",
+    )
+
+
+BARBER_MONTHLY_STATS = _barber_monthly_stats()
+"""The report's ``barber_monthly_stats`` (section 6.1), corrected, on the reference schema."""
+
+
+def monthly_dashboard(session: Session, barber_id: int, month: dt.date) -> DashboardMetrics:
+    """The analytics dashboard of ``barber_id`` for the calendar month of ``month``, served
+    from :data:`BARBER_MONTHLY_STATS`: one statement (the view's row for that month and the
+    barber's client metrics, which the view does not hold).
+
+    After a refresh it equals ``sqlaopt.booking.optimized.analytics_dashboard(session,
+    barber_id, first_day, first_day_of_next_month)`` for barbers and shop owners (the roles
+    the view covers); between refreshes it shows the view's data.
+    """
+    first = month.replace(day=1)
+    view = BARBER_MONTHLY_STATS.table
+    stats = (
+        select(
+            view.c.booked_appointments,
+            view.c.total_revenue,
+            view.c.avg_service_price,
+            view.c.booked_clients,
+        )
+        .where(view.c.barber_id == barber_id, view.c.month == first)
+        .subquery("stats")
+    )
+    clients = _client_metrics(barber_id, first)
+    row = session.execute(
+        select(stats, clients).select_from(clients.outerjoin(stats, true()))
+    ).one()
+    return DashboardMetrics(
+        total_appointments=row.booked_appointments or 0,
+        total_revenue=money(row.total_revenue),
+        avg_service_price=_money_or_none(row.avg_service_price),
+        unique_clients=row.booked_clients or 0,
+        total_clients=row.total_clients,
+        active_clients=row.active_clients,
+        avg_client_value=_money_or_none(row.avg_client_value),
+    )
