@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -52,6 +52,9 @@ from ._common import (
 )
 from ._errors import StructureError
 from ._months import Partition, add_months, live_partitions, month_of
+
+if TYPE_CHECKING:
+    from ._migrate import MigrationProgress, MigrationResult
 
 __all__ = ["MonthlyPartitions", "Partition", "scanned_partitions"]
 
@@ -421,12 +424,24 @@ class MonthlyPartitions:
         if drop:
             conn.exec_driver_sql(f"DROP TABLE {_q(partition.name)}")
 
-    def migrate(self, engine: Engine, **options: Any) -> Any:
-        """Move the rows of the existing, unpartitioned table into a partitioned one, online
-        and resumably; see :func:`sqlaopt.structure.migrate_to_partitions`."""
+    def migrate(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 10_000,
+        progress: Callable[[MigrationProgress], None] | None = None,
+        drop_foreign_keys: bool = False,
+        ahead: int = 3,
+        today: dt.date | None = None,
+    ) -> MigrationResult:
+        """Move the existing table's rows into a partitioned table of the same name, online
+        and resumably: :func:`~sqlaopt.structure.migrate_to_partitions`."""
         from ._migrate import migrate_to_partitions
 
-        return migrate_to_partitions(self, engine, **options)
+        return migrate_to_partitions(
+            self, engine, batch_size=batch_size, progress=progress,
+            drop_foreign_keys=drop_foreign_keys, ahead=ahead, today=today,
+        )
 
 
 def _q(name: str) -> str:

@@ -20,10 +20,20 @@ from ..booking._common import money
 from ..booking._results import DashboardMetrics
 from ..booking.models import Appointment, User
 from ..booking.optimized import _client_metrics, _money_or_none
+from ..indexes import REPORT, SUPPLEMENT, in_
 from ..sql import date_bucket
+from ._aggregates import DistinctCount, Latest, MaintainedAggregates, MonthlyTotal
+from ._partitions import MonthlyPartitions
 from ._views import MaterializedView
 
-__all__ = ["BARBER_MONTHLY_STATS", "BARBER_ROLES", "monthly_dashboard"]
+__all__ = [
+    "APPOINTMENT_PARTITIONS",
+    "BARBER_MONTHLY_STATS",
+    "BARBER_ROLES",
+    "BOOKED_STATUSES",
+    "USER_AGGREGATES",
+    "monthly_dashboard",
+]
 
 BARBER_ROLES = ("barber", "shop_owner")
 """The roles whose appointments the view aggregates (stored lower-case)."""
@@ -100,3 +110,33 @@ def monthly_dashboard(session: Session, barber_id: int, month: dt.date) -> Dashb
         active_clients=row.active_clients,
         avg_client_value=_money_or_none(row.avg_client_value),
     )
+
+
+BOOKED_STATUSES = ("confirmed", "pending", "completed")
+"""Appointments that count as bookings for ``client_count`` and ``last_booking_date``
+(cancelled and no-show ones do not)."""
+
+USER_AGGREGATES = MaintainedAggregates(
+    Appointment.__table__,  # type: ignore[arg-type]
+    "barber_id",
+    User.__table__,  # type: ignore[arg-type]
+    [
+        MonthlyTotal("barber_monthly_revenue", of="price", by="start_time",
+                     where={"status": "completed"}),
+        DistinctCount("client_count", of="client_id", where=in_("status", BOOKED_STATUSES)),
+        Latest("last_booking_date", of="start_time", where=in_("status", BOOKED_STATUSES)),
+    ],
+)
+"""The report's denormalised ``users`` columns (section 6.1), corrected: ``client_count`` and
+``last_booking_date`` on ``users``; the monthly revenue in ``barber_monthly_revenue``
+(barber, month, total, rows), since a "this month" column changes with no write."""
+
+APPOINTMENT_PARTITIONS = MonthlyPartitions(
+    Appointment.__table__,  # type: ignore[arg-type]
+    "start_time",
+    spec=REPORT + SUPPLEMENT,
+)
+"""The report's partitioned ``appointments`` (section 6.2), corrected: primary key
+``(id, start_time)``, the report's and the supplement's indexes on every partition, the
+``no_double_booking`` constraint on every partition plus the month guard, appointments of at
+most one day."""
