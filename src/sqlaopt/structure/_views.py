@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
 from sqlalchemy.sql.selectable import SelectBase
 from sqlalchemy.types import TypeEngine
 
@@ -343,12 +343,12 @@ class MaterializedView:
 
 
 def _refuse_write(view: str, operation: str) -> Any:
-    verb = operation.removeprefix("before_")
+    done = {"before_insert": "inserted", "before_update": "updated", "before_delete": "deleted"}
 
     def refuse(mapper: Any, connection: Any, target: Any) -> None:
         raise ReadOnlyViewError(
-            f"{view} is a materialized view: its rows cannot be {verb}d; change the tables "
-            f"it reads and refresh it"
+            f"{view} is a materialized view: its rows cannot be {done[operation]}; change "
+            "the tables it reads and refresh it"
         )
 
     return refuse
@@ -362,7 +362,7 @@ def _columns(view: str, query: SelectBase) -> list[Column[Any]]:
     columns: list[Column[Any]] = []
     for element in query.selected_columns:
         name = getattr(element, "name", None)
-        if not isinstance(name, str) or name.startswith("anon_") or "%(" in name:
+        if not isinstance(element, (Label, ColumnClause)) or not isinstance(name, str):
             raise StructureError(
                 f"{view}: every selected column needs a name; label {element} "
                 "(e.g. func.count(x).label('total'))"
