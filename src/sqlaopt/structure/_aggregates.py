@@ -401,6 +401,11 @@ class _TriggerWriter:
         self.m = maintained
         self.dialect = dialect
         self.family = dialect_family(dialect)
+        if self.family not in ("postgresql", "sqlite", "mysql"):
+            raise StructureError(
+                f"maintained aggregates have triggers for PostgreSQL, SQLite and MySQL/MariaDB, "
+                f"not for {dialect.name}; keep the values with verify() and rebuild() instead"
+            )
         self.q: Callable[[str], str] = lambda name: quote(dialect, name)
 
     # Names: one function and trigger on PostgreSQL, three triggers elsewhere.

@@ -170,10 +170,10 @@ def migrate_to_partitions(
         require_postgresql(conn, "migrating to monthly partitions")
         MIGRATIONS.create(conn, checkfirst=True)
         state = _state(conn, partitions.name)
+        if _is_partitioned(conn, partitions.name):
+            raise MigrationError(f"{partitions.name!r} is already partitioned")
         live = _describe(conn, partitions.name)
         if state is None or state["phase"] == "swapped":
-            if _is_partitioned(conn, partitions.name):
-                raise MigrationError(f"{partitions.name!r} is already partitioned")
             _refuse(conn, partitions, live, drop_foreign_keys)
             _prepare(conn, partitions, live, ahead, today)
             resumed = False

@@ -337,12 +337,12 @@ class MonthlyPartitions:
         conn.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, lock_key(self.name))))
 
     def _ensure(self, conn: Connection, parent: str, months: Iterable[dt.date]) -> list[str]:
-        existing = {p.start for p in live_partitions(conn, _q(parent))}
+        partitions = live_partitions(conn, _q(parent))
+        existing = {p.start for p in partitions}
+        in_default = self._default_months(conn) if any(p.is_default for p in partitions) else set()
         created = []
-        for month in sorted(set(months)):
-            if month in existing:
-                continue
-            if self._default_holds(conn, month):
+        for month in sorted(set(months) - existing):
+            if month in in_default:
                 self._attach_with_rows(conn, parent, month)
             else:
                 for statement in self.partition_ddl(parent, month):
@@ -357,12 +357,11 @@ class MonthlyPartitions:
             f"{column} < {self._bound(add_months(month, 1))}"
         )
 
-    def _default_holds(self, conn: Connection, month: dt.date) -> bool:
-        default = _q(self.default_name)
-        if _relkind(conn, self.default_name) is None:
-            return False
-        query = f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {self._month_filter(month)})"
-        return bool(conn.exec_driver_sql(query).scalar())
+    def _default_months(self, conn: Connection) -> set[dt.date]:
+        """The months that have rows in the default partition."""
+        month = f"date_trunc('month', {self._at_utc(_q(self.column))})::date"
+        query = f"SELECT DISTINCT {month} FROM {_q(self.default_name)}"
+        return set(conn.exec_driver_sql(query).scalars())
 
     def _attach_with_rows(self, conn: Connection, parent: str, month: dt.date) -> None:
         """Create the month's table standalone, move its rows out of the default partition
