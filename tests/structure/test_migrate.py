@@ -70,7 +70,8 @@ def test_refused_with_every_reason_and_nothing_created(populated: Engine) -> Non
         P.migrate(populated)
     message = str(refused.value)
     assert "views read appointments: busy" in message
-    assert "payments.payments_appointment_id_fkey" in message and "drop_foreign_keys=True" in message
+    assert "payments.payments_appointment_id_fkey" in message
+    assert "drop_foreign_keys=True" in message
     assert "Nothing was changed" in message
     assert not relation_exists(populated, "appointments_partitioned")
     with populated.connect() as conn:
@@ -254,12 +255,12 @@ def test_writers_during_the_migration_lose_nothing(populated: Engine) -> None:
             except DBAPIError as error:  # a lock timeout at the swap is acceptable
                 if "lock timeout" not in str(error):
                     errors.append(error)
-            time.sleep(0.005)
+            time.sleep(0.01)
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        result = P.migrate(populated, drop_foreign_keys=True, today=TODAY, batch_size=250,
+        result = P.migrate(populated, drop_foreign_keys=True, today=TODAY, batch_size=300,
                            progress=lambda _: time.sleep(0.02))
     finally:
         done.set()

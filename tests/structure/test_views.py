@@ -61,7 +61,7 @@ def test_every_selected_column_needs_a_name() -> None:
 
 def test_unique_columns_must_be_selected_and_the_error_suggests_the_closest() -> None:
     query = select(User.id.label("barber_id"), User.name)
-    with pytest.raises(StructureError, match="'barber'.*did you mean 'barber_id'"):
+    with pytest.raises(StructureError, match=r"'barber'.*did you mean 'barber_id'"):
         MaterializedView("v", query, unique=["barber"])
 
 
@@ -70,7 +70,7 @@ def test_names_are_plain_lower_case_identifiers() -> None:
         MaterializedView("Barber Stats", select(User.id), unique=["id"])
 
 
-def test_postgresql_gets_a_materialized_view_with_the_corrected_roles_and_its_unique_index() -> None:
+def test_postgresql_gets_a_materialized_view_with_corrected_roles_and_a_unique_index() -> None:
     create, index = VIEW.ddl("postgresql")
     assert create.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS barber_monthly_stats AS")
     assert "users.unified_role IN ('barber', 'shop_owner')" in create
@@ -150,7 +150,7 @@ def test_without_a_unique_index_concurrent_refresh_is_refused_plain_refresh_work
     Base.metadata.create_all(pg)
     plain = MaterializedView("user_names", select(User.id, User.name), unique=None)
     plain.create(pg)
-    with pytest.raises(StructureError, match="unique index.*concurrently=False"):
+    with pytest.raises(StructureError, match=r"unique index.*concurrently=False"):
         plain.refresh(pg)
     assert plain.refresh(pg, concurrently=False).concurrently is False
 

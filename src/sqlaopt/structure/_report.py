@@ -12,9 +12,11 @@ columns count completed appointments only, the dashboard counts every status.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from sqlalchemy import Numeric, case, cast, distinct, func, select, true
+from sqlalchemy import Numeric, case, cast, distinct, func, select, true, type_coerce
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..booking._common import money
 from ..booking._results import DashboardMetrics
@@ -39,6 +41,17 @@ BARBER_ROLES = ("barber", "shop_owner")
 """The roles whose appointments the view aggregates (stored lower-case)."""
 
 
+def _average(value: ColumnElement[Decimal]) -> ColumnElement[Decimal]:
+    """``AVG(value)`` that every database stores with the digits it returns.
+
+    MariaDB returns a selected AVG with 4 more decimals than its input but stores more in
+    ``INSERT ... SELECT``: the CAST fixes the digits. The result keeps the input's type, as a
+    plain AVG would, so each driver hands back what the live query hands back (SQLite's
+    float average included).
+    """
+    return type_coerce(cast(func.avg(value), Numeric(38, 10)), value.type)
+
+
 def _barber_monthly_stats() -> MaterializedView:
     completed = Appointment.status == "completed"
     month = date_bucket("month", Appointment.start_time)
@@ -52,11 +65,7 @@ def _barber_monthly_stats() -> MaterializedView:
             func.count(distinct(case((completed, Appointment.client_id)))).label(
                 "unique_clients"
             ),
-            # A fixed scale: MariaDB rounds a selected AVG to 4 more decimals than its input
-            # but stores more in INSERT ... SELECT; cast, both give the same digits.
-            cast(func.avg(case((completed, Appointment.price))), Numeric(38, 10)).label(
-                "avg_service_price"
-            ),
+            _average(case((completed, Appointment.price))).label("avg_service_price"),
             func.count(Appointment.id).label("booked_appointments"),
             func.count(distinct(Appointment.client_id)).label("booked_clients"),
         )

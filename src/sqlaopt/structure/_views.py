@@ -375,10 +375,10 @@ def _columns(view: str, query: SelectBase) -> list[Column[Any]]:
 
 def _mysql_storable(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     """A type MySQL/MariaDB can store the query's values in without losing any: VARCHAR
-    needs a length, and a bare NUMERIC would be DECIMAL(10,0) there (no decimals)."""
+    needs a length; a bare NUMERIC would be DECIMAL(10,0) there, and a sum or an average
+    outgrows its input's precision and scale, so decimals get DECIMAL(38, 10) or wider."""
     if isinstance(type_, String) and not isinstance(type_, Text) and type_.length is None:
         return Text()
     if isinstance(type_, Numeric) and not isinstance(type_, Float):
-        scale = type_.scale if type_.scale is not None else 10
-        return Numeric(38, scale)
+        return Numeric(38, max(type_.scale or 0, 10))
     return type_
