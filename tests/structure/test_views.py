@@ -59,6 +59,11 @@ def test_every_selected_column_needs_a_name() -> None:
         MaterializedView("v", select(User.id, func.count(User.id)), unique=None)
 
 
+def test_every_selected_column_needs_a_type_every_database_can_store() -> None:
+    with pytest.raises(StructureError, match="no SQL type"):
+        MaterializedView("v", select(func.date(User.created_at).label("day")), unique=None)
+
+
 def test_unique_columns_must_be_selected_and_the_error_suggests_the_closest() -> None:
     query = select(User.id.label("barber_id"), User.name)
     with pytest.raises(StructureError, match=r"'barber'.*did you mean 'barber_id'"):

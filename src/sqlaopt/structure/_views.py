@@ -36,7 +36,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ClauseElement, ColumnClause, Label
 from sqlalchemy.sql.selectable import SelectBase
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import NullType, TypeEngine
 
 from .._bind import Bind, connection_for
 from .._names import did_you_mean
@@ -366,6 +366,11 @@ def _columns(view: str, query: SelectBase) -> list[Column[Any]]:
             raise StructureError(
                 f"{view}: every selected column needs a name; label {element} "
                 "(e.g. func.count(x).label('total'))"
+            )
+        if isinstance(element.type, NullType):
+            raise StructureError(
+                f"{view}: column {name!r} has no SQL type (a function SQLAlchemy does not "
+                "know); give it one, e.g. func.f(x, type_=Date), so every database can store it"
             )
         if any(c.name == name for c in columns):
             raise StructureError(f"{view}: two selected columns are named {name!r}")
