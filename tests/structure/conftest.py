@@ -1,8 +1,9 @@
 """Fixtures for the structure tests: a database of the test's own on each server.
 
 PostgreSQL tests get a schema of their own inside the run's private database (``pg_url``),
-with ``btree_gist`` installed once in ``public``; MariaDB tests a database of their own;
-SQLite a file in the test's temporary directory (threads and processes can share it).
+with ``btree_gist`` installed once in ``public`` (``pg_admin``); MariaDB tests a database of
+their own (``mariadb_engine``; both shared with the index tests); SQLite a file in the test's
+temporary directory (threads and processes can share it).
 """
 
 from __future__ import annotations
@@ -14,20 +15,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
 from sqlaopt.booking import generate
-from sqlaopt.booking.models import Base
 
+from ..indexes.conftest import mariadb_engine, pg_admin
 
-@pytest.fixture(scope="session")
-def pg_admin_engine(pg_url: str) -> Iterator[Engine]:
-    """Autocommit engine on the run's private PostgreSQL database (btree_gist installed)."""
-    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public")
-    yield engine
-    engine.dispose()
+__all__ = ["mariadb_engine", "pg_admin", "schema_url"]  # shared fixtures, re-exported
 
 
 def schema_url(pg_url: str, schema: str) -> tuple[str, dict[str, Any]]:
@@ -36,13 +29,13 @@ def schema_url(pg_url: str, schema: str) -> tuple[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def pg_schema(pg_url: str, pg_admin_engine: Engine) -> Iterator[str]:
+def pg_schema(pg_url: str, pg_admin: Engine) -> Iterator[str]:
     """A schema of this test's own (dropped afterwards)."""
     schema = f"st_{uuid.uuid4().hex[:10]}"
-    with pg_admin_engine.connect() as conn:
+    with pg_admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     yield schema
-    with pg_admin_engine.connect() as conn:
+    with pg_admin.connect() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
 
 
@@ -56,21 +49,6 @@ def pg(pg_url: str, pg_schema: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def mariadb(mariadb_url: str) -> Iterator[Engine]:
-    """An engine on a MariaDB database of this test's own."""
-    name = f"st_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(mariadb_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine = create_engine(make_url(mariadb_url).set(database=name))
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    admin.dispose()
-
-
-@pytest.fixture
 def sqlite(tmp_path: Path) -> Iterator[Engine]:
     """A SQLite database in a file of this test's own."""
     engine = create_engine(f"sqlite:///{tmp_path / 'structure.db'}")
@@ -81,7 +59,7 @@ def sqlite(tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def any_db(request: pytest.FixtureRequest) -> Engine:
     """An empty database of each kind."""
-    name = {"postgresql": "pg", "mariadb": "mariadb", "sqlite": "sqlite"}[request.param]
+    name = {"postgresql": "pg", "mariadb": "mariadb_engine", "sqlite": "sqlite"}[request.param]
     engine: Engine = request.getfixturevalue(name)
     return engine
 
@@ -91,7 +69,3 @@ def booked(any_db: Engine) -> Engine:
     """The reference schema with 600 generated appointments (two barbers, two months)."""
     generate(any_db, 600)
     return any_db
-
-
-def reference_tables(engine: Engine) -> None:
-    Base.metadata.create_all(engine)

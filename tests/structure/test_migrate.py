@@ -15,11 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 import sqlaopt
+from sqlaopt._timing import Executed, capture_statements
 from sqlaopt.booking import FLOWS, flow_arguments, generate
 from sqlaopt.booking.models import Appointment
 from sqlaopt.indexes import REPORT, SUPPLEMENT, create
@@ -27,7 +28,6 @@ from sqlaopt.structure import (
     APPOINTMENT_PARTITIONS,
     MigrationError,
     MigrationProgress,
-    abort_migration,
     scanned_partitions,
 )
 from sqlaopt.structure._migrate import MIGRATIONS
@@ -90,19 +90,10 @@ def _flow_results(engine: Engine, arguments: dict[str, dict[str, Any]]) -> dict[
     return results
 
 
-def _statements(engine: Engine, flow: Any, arguments: dict[str, Any]) -> list[tuple[str, Any]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with Session(engine) as session:
-            flow.optimized(session, **arguments)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
+def _statements(engine: Engine, flow: Any, arguments: dict[str, Any]) -> list[Executed]:
+    with capture_statements(engine) as executed, Session(engine) as session:
+        flow.optimized(session, **arguments)
+    return executed
 
 
 def test_migration_keeps_the_flows_and_prunes_their_partitions(populated: Engine) -> None:
@@ -127,9 +118,9 @@ def test_migration_keeps_the_flows_and_prunes_their_partitions(populated: Engine
     assert later and earlier
     for flow in FLOWS:
         scanned: set[str] = set()
-        for statement, parameters in _statements(populated, flow, arguments[flow.name]):
+        for statement in _statements(populated, flow, arguments[flow.name]):
             with populated.connect() as conn:
-                tables = scanned_partitions(conn, statement, parameters)
+                tables = scanned_partitions(conn, statement.sql, statement.parameters)
             scanned |= {t for t in tables if t.startswith("appointments")}
         if flow.name in ("analytics_dashboard", "daily_schedule"):
             assert scanned == {month}, flow.name
@@ -280,10 +271,10 @@ def test_abort_removes_the_copy_and_a_new_run_starts_over(populated: Engine) -> 
     with pytest.raises(Stop):
         P.migrate(populated, drop_foreign_keys=True, today=TODAY, batch_size=500, progress=stop)
     assert relation_exists(populated, "appointments_partitioned")
-    assert abort_migration(P, populated) is True
+    assert P.abort_migration(populated) is True
     assert not relation_exists(populated, "appointments_partitioned")
     assert not relation_exists(populated, "appointments_month_guard")
-    assert abort_migration(P, populated) is False
+    assert P.abort_migration(populated) is False
     result = P.migrate(populated, drop_foreign_keys=True, today=TODAY, batch_size=1000)
     assert not result.resumed and result.rows == 1500
     with pytest.raises(MigrationError, match="already partitioned"):

@@ -27,7 +27,7 @@ from ._aggregates import (
     Verification,
 )
 from ._errors import MigrationError, ReadOnlyViewError, StructureError
-from ._migrate import MigrationProgress, MigrationResult, abort_migration, migrate_to_partitions
+from ._migrate import MigrationProgress, MigrationResult
 from ._months import Partition
 from ._partitions import MonthlyPartitions, scanned_partitions
 from ._report import (
@@ -61,8 +61,6 @@ __all__ = [
     "Refresh",
     "StructureError",
     "Verification",
-    "abort_migration",
-    "migrate_to_partitions",
     "monthly_dashboard",
     "scanned_partitions",
 ]

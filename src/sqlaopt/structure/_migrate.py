@@ -47,13 +47,7 @@ from ._months import add_months, live_partitions, month_of, month_range
 if TYPE_CHECKING:
     from ._partitions import MonthlyPartitions
 
-__all__ = [
-    "MIGRATIONS",
-    "MigrationProgress",
-    "MigrationResult",
-    "abort_migration",
-    "migrate_to_partitions",
-]
+__all__ = ["MIGRATIONS", "MigrationProgress", "MigrationResult", "abort", "migrate"]
 
 _LOWEST_KEY = -(2**63)
 
@@ -135,33 +129,18 @@ def _temporary(index: str) -> str:
     return name_within_limit(f"{index}__new")
 
 
-def migrate_to_partitions(
+def migrate(
     partitions: MonthlyPartitions,
     engine: Engine,
-    *,
-    batch_size: int = 10_000,
-    progress: Callable[[MigrationProgress], None] | None = None,
-    drop_foreign_keys: bool = False,
-    ahead: int = 3,
-    today: dt.date | None = None,
+    batch_size: int,
+    progress: Callable[[MigrationProgress], None] | None,
+    drop_foreign_keys: bool,
+    ahead: int,
+    today: dt.date | None,
 ) -> MigrationResult:
-    """Move ``partitions.table``'s rows into a partitioned table of the same name, online.
-
-    The application keeps reading and writing the table throughout; only the final swap
-    takes an exclusive lock, for a few statements (bounded by the declaration's
-    ``lock_timeout``). Interrupted at any point (an exception, a killed process), calling it
-    again resumes where the copy stopped. ``progress`` is called after every batch; an
-    exception it raises stops the migration there (resumable).
-
-    Refused with :class:`MigrationError`, before anything is created: a primary key that is
-    not one integer column; views that read the table (drop them first, re-create them after
-    the swap); foreign keys of other tables that reference it (PostgreSQL cannot reference a
-    partitioned table by a key without the partition column): pass
-    ``drop_foreign_keys=True`` to drop them in the swap; rows that break the declaration
-    (longer than ``max_duration``). ``engine`` must be an Engine: each step commits on its own.
-    """
+    """:meth:`MonthlyPartitions.migrate` (documented there)."""
     if not isinstance(engine, Engine):
-        raise MigrationError("migrate_to_partitions needs an Engine: each batch commits")
+        raise MigrationError("migrate() needs an Engine: each batch commits on its own")
     if batch_size < 1:
         raise MigrationError(f"batch_size must be at least 1, got {batch_size}")
     began = time.perf_counter()
@@ -204,9 +183,8 @@ def migrate_to_partitions(
     )
 
 
-def abort_migration(partitions: MonthlyPartitions, engine: Engine) -> bool:
-    """Undo an unfinished migration: drop the mirror trigger, the partitioned twin and its
-    guard, forget the progress. The live table is untouched. False when there was none."""
+def abort(partitions: MonthlyPartitions, engine: Engine) -> bool:
+    """:meth:`MonthlyPartitions.abort_migration` (documented there)."""
     staging, mirror, _ = _names(partitions)
     with engine.begin() as conn:
         require_postgresql(conn, "migrating to monthly partitions")
@@ -236,6 +214,10 @@ def _row(table: str) -> Any:
     return MIGRATIONS.c.table_name == table
 
 
+def _set_phase(conn: Connection, table: str, phase: str) -> None:
+    conn.execute(update(MIGRATIONS).where(_row(table)).values(phase=phase, updated_at=utc_now()))
+
+
 def _state(conn: Connection, table: str) -> dict[str, Any] | None:
     row = conn.execute(select(MIGRATIONS).where(_row(table))).mappings().first()
     return None if row is None else dict(row)
@@ -248,91 +230,62 @@ def _is_partitioned(conn: Connection, table: str) -> bool:
     return kind == "p"
 
 
-def _strings(conn: Connection, sql: str, table: str) -> list[Any]:
-    return list(conn.execute(text(sql), {"t": _q(conn, table)}).all())
+# What the catalogs say about the live table (``:t``), one query per _Live field.
+_CATALOG = {
+    "columns": "SELECT attname, attidentity FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+    "key": "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+    "WHERE i.indrelid = to_regclass(:t) AND i.indisprimary",
+    "inbound": "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+    "WHERE contype = 'f' AND confrelid = to_regclass(:t) ORDER BY 1, 2",
+    "views": "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d "
+    "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+    "WHERE d.refobjid = to_regclass(:t) AND v.oid <> d.refobjid",
+    "triggers": "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) "
+    "AND NOT tgisinternal ORDER BY tgname",
+    "sequences": "SELECT s.oid::regclass::text, a.attname FROM pg_depend d "
+    "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+    "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+    "WHERE d.refobjid = to_regclass(:t) AND d.deptype = 'a'",
+    "outbound": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = to_regclass(:t) AND contype = 'f' ORDER BY conname",
+    "indexes": "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "WHERE i.indrelid = to_regclass(:t) ORDER BY c.relname",
+}
 
 
 def _describe(conn: Connection, table: str) -> _Live:
-    if conn.execute(text("SELECT to_regclass(:t)"), {"t": _q(conn, table)}).scalar() is None:
+    parameters = {"t": _q(conn, table)}
+    found = {
+        field: [tuple(str(v) for v in row) for row in conn.execute(text(sql), parameters)]
+        for field, sql in _CATALOG.items()
+    }
+    if not found["columns"]:
         raise MigrationError(f"table {table!r} does not exist")
-    columns = _strings(
-        conn,
-        "SELECT attname, attidentity FROM pg_attribute WHERE attrelid = to_regclass(:t) "
-        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        table,
-    )
-    key = _strings(
-        conn,
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
-        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
-        "WHERE i.indrelid = to_regclass(:t) AND i.indisprimary",
-        table,
-    )
+    key = found["key"]
     if len(key) != 1 or key[0][1] not in ("integer", "bigint", "smallint"):
         raise MigrationError(
             f"{table} needs a primary key of one integer column to be copied in batches; it "
-            f"has ({', '.join(f'{n} {t}' for n, t in key) or 'none'})"
+            f"has ({', '.join(' '.join(k) for k in key) or 'none'})"
         )
-    identity = [name for name, kind in columns if kind]
+    identity = [name for name, kind in found["columns"] if kind]
     if identity:
         raise MigrationError(
             f"{table}.{identity[0]} is an identity column, which a second table cannot share; "
             "use a sequence default (serial) before migrating"
         )
+
+    def names(field: str) -> tuple[str, ...]:
+        return tuple(row[0] for row in found[field])
+
+    def pairs(field: str) -> tuple[tuple[str, str], ...]:
+        return tuple((row[0], row[1]) for row in found[field])
+
     return _Live(
-        columns=tuple(name for name, _ in columns),
-        key=key[0][0],
-        inbound=tuple(
-            (str(t), str(c)) for t, c in _strings(
-                conn,
-                "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-                "WHERE contype = 'f' AND confrelid = to_regclass(:t)",
-                table,
-            )
-        ),
-        views=tuple(
-            str(v) for (v,) in _strings(
-                conn,
-                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d "
-                "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
-                "WHERE d.refobjid = to_regclass(:t) AND v.oid <> d.refobjid",
-                table,
-            )
-        ),
-        triggers=tuple(
-            str(n) for (n,) in _strings(
-                conn,
-                "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) "
-                "AND NOT tgisinternal ORDER BY tgname",
-                table,
-            )
-        ),
-        sequences=tuple(
-            (str(s), str(c)) for s, c in _strings(
-                conn,
-                "SELECT s.oid::regclass::text, a.attname FROM pg_depend d "
-                "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
-                "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-                "WHERE d.refobjid = to_regclass(:t) AND d.deptype = 'a'",
-                table,
-            )
-        ),
-        outbound=tuple(
-            (str(n), str(d)) for n, d in _strings(
-                conn,
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = to_regclass(:t) AND contype = 'f' ORDER BY conname",
-                table,
-            )
-        ),
-        indexes=tuple(
-            str(n) for (n,) in _strings(
-                conn,
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE i.indrelid = to_regclass(:t) ORDER BY c.relname",
-                table,
-            )
-        ),
+        columns=names("columns"), key=key[0][0], inbound=pairs("inbound"),
+        views=names("views"), triggers=names("triggers"), sequences=pairs("sequences"),
+        outbound=pairs("outbound"), indexes=names("indexes"),
     )
 
 
@@ -487,8 +440,7 @@ def _copy(
                 return
             last, count = _copy_batch(conn, partitions, live, state, batch_size)
             if count == 0:
-                conn.execute(update(MIGRATIONS).where(_row(partitions.name)).values(
-                    phase="copied", updated_at=utc_now()))
+                _set_phase(conn, partitions.name, "copied")
                 return
             copied = state["copied"] + count
             conn.execute(update(MIGRATIONS).where(_row(partitions.name)).values(
@@ -544,8 +496,7 @@ def _verify(engine: Engine, partitions: MonthlyPartitions, live: _Live) -> tuple
             "abort_migration() removes the copy"
         )
     with engine.begin() as conn:
-        conn.execute(update(MIGRATIONS).where(_row(partitions.name)).values(
-            phase="verified", updated_at=utc_now()))
+        _set_phase(conn, partitions.name, "verified")
     return int(old[0]), str(old[1])
 
 
@@ -584,6 +535,5 @@ def _swap(
         run(f"ALTER INDEX {_q(conn, _temporary(index))} RENAME TO {_q(conn, index)}")
     for sequence, column in now.sequences:
         run(f"ALTER SEQUENCE {sequence} OWNED BY {_q(conn, table)}.{_q(conn, column)}")
-    conn.execute(update(MIGRATIONS).where(_row(table)).values(
-        phase="swapped", updated_at=utc_now()))
+    _set_phase(conn, table, "swapped")
     return tuple(dropped)

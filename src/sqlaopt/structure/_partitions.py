@@ -433,14 +433,34 @@ class MonthlyPartitions:
         ahead: int = 3,
         today: dt.date | None = None,
     ) -> MigrationResult:
-        """Move the existing table's rows into a partitioned table of the same name, online
-        and resumably: :func:`~sqlaopt.structure.migrate_to_partitions`."""
-        from ._migrate import migrate_to_partitions
+        """Move the rows of the existing, unpartitioned table into a partitioned table of the
+        same name, online; see docs/structure.md for the four steps.
 
-        return migrate_to_partitions(
-            self, engine, batch_size=batch_size, progress=progress,
-            drop_foreign_keys=drop_foreign_keys, ahead=ahead, today=today,
-        )
+        The application keeps reading and writing the table throughout; only the final swap
+        takes an exclusive lock, for a few statements (bounded by ``lock_timeout``).
+        Interrupted at any point (an exception, a killed process), calling it again resumes
+        where the copy stopped. ``progress`` is called after every committed batch; an
+        exception it raises stops the migration there (resumable). Partitions cover every
+        month of the data and ``ahead`` months after ``today`` (default: the date today).
+
+        Refused with :class:`MigrationError`, before anything is created: a primary key that
+        is not one integer column; views that read the table (drop them first, re-create them
+        after the swap); foreign keys of other tables that reference it (PostgreSQL cannot
+        reference a partitioned table by a key without the partition column): pass
+        ``drop_foreign_keys=True`` to drop them in the swap; rows longer than
+        ``max_duration``. ``engine`` must be an Engine: each step commits on its own.
+        """
+        from ._migrate import migrate
+
+        return migrate(self, engine, batch_size, progress, drop_foreign_keys, ahead, today)
+
+    def abort_migration(self, engine: Engine) -> bool:
+        """Undo an unfinished :meth:`migrate`: drop the mirror trigger, the partitioned twin
+        and its guard, forget the progress. The live table is untouched. False when there was
+        nothing to undo."""
+        from ._migrate import abort
+
+        return abort(self, engine)
 
 
 def _q(name: str) -> str:
