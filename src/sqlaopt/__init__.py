@@ -3,7 +3,8 @@
 - :func:`detect`, :func:`install`: runtime N+1 detection (raise in tests, log in production);
 - :func:`eager`, :class:`Preset`, :mod:`sqlaopt.presets`: loader-option presets;
 - :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
-- :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right.
+- :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right;
+- :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates.
 """
 
 from ._errors import NPlusOneError, NPlusOneWarning, PresetError, QueryBudgetError, SqlaoptError
