@@ -66,9 +66,12 @@ def relation_exists(engine: Engine, name: str) -> bool:
 def test_refused_with_every_reason_and_nothing_created(populated: Engine) -> None:
     with populated.begin() as conn:
         conn.exec_driver_sql("CREATE VIEW busy AS SELECT barber_id FROM appointments")
+        conn.exec_driver_sql("UPDATE appointments SET status = 'cancelled', "
+                             "end_time = start_time + interval '25 hours' WHERE id = 1")
     with pytest.raises(MigrationError) as refused:
         P.migrate(populated)
     message = str(refused.value)
+    assert "1 rows last longer than max_duration (1 day, 0:00:00)" in message
     assert "views read appointments: busy" in message
     assert "payments.payments_appointment_id_fkey" in message
     assert "drop_foreign_keys=True" in message

@@ -297,11 +297,9 @@ def _refuse(
     if partitions.column not in live.columns:
         problems.append(f"{partitions.name} has no column {partitions.column!r}")
     elif partitions.guarded:
-        end, start = _q(conn, partitions.guarded[0].end), _q(conn, partitions.column)
-        limit = partitions.max_duration.total_seconds()
         too_long = conn.exec_driver_sql(
             f"SELECT count(*) FROM {_q(conn, partitions.name)} "
-            f"WHERE {end} - {start} > interval '{limit} seconds'"
+            f"WHERE NOT ({partitions._duration_check()})"
         ).scalar()
         if too_long:
             problems.append(
@@ -361,15 +359,14 @@ def _prepare(
     run(f"ALTER TABLE {_q(conn, staging)} ADD PRIMARY KEY ({_q(conn, live.key)}, {column})")
     for name, definition in live.outbound:
         run(f"ALTER TABLE {_q(conn, staging)} ADD CONSTRAINT {_q(conn, name)} {definition}")
-    for check in partitions.parent.constraints:
-        if check.name == partitions.duration_check_name:
-            sql = str(check.sqltext)  # type: ignore[attr-defined]
-            run(f"ALTER TABLE {_q(conn, staging)} ADD CONSTRAINT {_q(conn, check.name)} "
-                f"CHECK ({sql})")
+    if partitions.guarded:
+        check = _q(conn, partitions.duration_check_name)
+        run(f"ALTER TABLE {_q(conn, staging)} ADD CONSTRAINT {check} "
+            f"CHECK ({partitions._duration_check()})")
     declared = {str(i.name) for i in partitions.parent.indexes}
-    for statement in partitions.index_ddl(staging, {n: _temporary(n) for n in declared}):
+    for statement in partitions._index_ddl(staging, {n: _temporary(n) for n in declared}):
         run(statement)
-    for statement in [*partitions.default_ddl(staging), *partitions.guard_ddl(staging)]:
+    for statement in [*partitions._default_ddl(staging), *partitions._guard_ddl(staging)]:
         run(statement)
     partitions._ensure(conn, staging, _months(conn, partitions, ahead, today))
     _create_mirror(conn, partitions, live, staging, mirror)

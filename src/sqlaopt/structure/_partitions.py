@@ -129,13 +129,8 @@ class MonthlyPartitions:
             raise StructureError(f"table {table.name!r} has no primary key")
         self.parent, self.guarded = _fit(table, column, spec)
         if self.guarded:
-            self.parent.append_constraint(
-                CheckConstraint(
-                    text(f"{_q(self.guarded[0].end)} - {_q(column)} <= "
-                         f"interval '{_interval(max_duration)}'"),
-                    name=self.duration_check_name,
-                )
-            )
+            check = text(self._duration_check())
+            self.parent.append_constraint(CheckConstraint(check, name=self.duration_check_name))
 
     def __repr__(self) -> str:
         return f"<MonthlyPartitions {self.name} by month of {self.column}>"
@@ -148,6 +143,7 @@ class MonthlyPartitions:
 
     @property
     def default_name(self) -> str:
+        """``<table>_default``: the partition for months without their own."""
         return name_within_limit(f"{self.name}_default")
 
     @property
@@ -157,6 +153,7 @@ class MonthlyPartitions:
 
     @property
     def duration_check_name(self) -> str:
+        """``<table>_max_duration``: the ``CHECK`` the month guard relies on."""
         return name_within_limit(f"{self.name}_max_duration")
 
     # --- DDL -----------------------------------------------------------------------------
@@ -166,14 +163,14 @@ class MonthlyPartitions:
         partition and one partition per month in ``months``, one per item, without ``;``."""
         statements = [BTREE_GIST] if self.guarded else []
         statements.append(str(CreateTable(self.parent).compile(dialect=_DIALECT)).strip())
-        statements += self.index_ddl(self.name)
-        statements += self.default_ddl(self.name)
-        statements += self.guard_ddl(self.name)
+        statements += self._index_ddl(self.name)
+        statements += self._default_ddl(self.name)
+        statements += self._guard_ddl(self.name)
         for month in sorted({month_of(m) for m in months}):
-            statements += self.partition_ddl(self.name, month)
+            statements += self._partition_ddl(self.name, month)
         return statements
 
-    def index_ddl(self, parent: str, names: dict[str, str] | None = None) -> list[str]:
+    def _index_ddl(self, parent: str, names: dict[str, str] | None = None) -> list[str]:
         """``CREATE INDEX`` on ``parent`` for every declared index (``names`` maps declared
         names to the ones to use there)."""
         copy = self.parent.to_metadata(MetaData(), name=parent)
@@ -183,14 +180,15 @@ class MonthlyPartitions:
             statements.append(str(CreateIndex(index).compile(dialect=_DIALECT)).strip())
         return statements
 
-    def default_ddl(self, parent: str) -> list[str]:
+    def _default_ddl(self, parent: str) -> list[str]:
+        """The default partition and its exclusion constraints."""
         name = self.default_name
         return [
             f"CREATE TABLE {_q(name)} PARTITION OF {_q(parent)} DEFAULT",
             *self._exclusion_ddl(name),
         ]
 
-    def partition_ddl(self, parent: str, month: dt.date) -> list[str]:
+    def _partition_ddl(self, parent: str, month: dt.date) -> list[str]:
         """``CREATE TABLE <table>_pYYYY_MM PARTITION OF <parent> FOR VALUES FROM ... TO ...``
         and its exclusion constraints."""
         name = self.partition_name(month)
@@ -200,6 +198,11 @@ class MonthlyPartitions:
             f"FOR VALUES FROM ({start}) TO ({end})",
             *self._exclusion_ddl(name),
         ]
+
+    def _duration_check(self) -> str:
+        """``<end> - <column> <= interval '<max_duration>'``."""
+        end = _q(self.guarded[0].end)
+        return f"{end} - {_q(self.column)} <= interval '{_interval(self.max_duration)}'"
 
     def _bound(self, month: dt.date) -> str:
         return f"'{month.isoformat()} 00:00:00{'+00' if self.timezone else ''}'"
@@ -211,7 +214,7 @@ class MonthlyPartitions:
             for g in self.guarded
         ]
 
-    def guard_ddl(self, parent: str) -> list[str]:
+    def _guard_ddl(self, parent: str) -> list[str]:
         """The month guard: its table (with the exclusion constraints), the trigger function
         that keeps it in step with ``parent``, and the trigger."""
         if not self.guarded:
@@ -225,7 +228,7 @@ class MonthlyPartitions:
             "BEGIN\n"
             f"    IF TG_OP <> 'INSERT' THEN\n        DELETE FROM {_q(guard.name)} WHERE {keys};\n"
             "    END IF;\n"
-            f"    IF TG_OP <> 'DELETE' AND ({self.zone_sql('NEW')}) THEN\n"
+            f"    IF TG_OP <> 'DELETE' AND ({self._zone_sql('NEW')}) THEN\n"
             f"        INSERT INTO {_q(guard.name)} ({', '.join(_q(n) for n in names)}) "
             f"VALUES ({values});\n"
             "    END IF;\n    RETURN NULL;\nEND"
@@ -239,16 +242,16 @@ class MonthlyPartitions:
             f"FOR EACH ROW EXECUTE FUNCTION {_q(function)}()",
         ]
 
-    def guard_sync_sql(self, source: str, where: str = "TRUE") -> str:
+    def _guard_sync_sql(self, source: str) -> str:
         """Copy into the guard the rows of ``source`` (a table name) that belong there."""
         guard = self._guard_table()
         names = ", ".join(_q(c.name) for c in guard.c)
         return (
             f"INSERT INTO {_q(guard.name)} ({names}) SELECT {names} FROM {_q(source)} AS r "
-            f"WHERE ({self.zone_sql('r')}) AND ({where}) ON CONFLICT DO NOTHING"
+            f"WHERE {self._zone_sql('r')} ON CONFLICT DO NOTHING"
         )
 
-    def zone_sql(self, row: str) -> str:
+    def _zone_sql(self, row: str) -> str:
         """True for a row that crosses a month boundary or starts within ``max_duration``
         of its month's first instant: the rows the guard holds."""
         start = self._at_utc(f"{row}.{_q(self.column)}")
@@ -345,7 +348,7 @@ class MonthlyPartitions:
             if month in in_default:
                 self._attach_with_rows(conn, parent, month)
             else:
-                for statement in self.partition_ddl(parent, month):
+                for statement in self._partition_ddl(parent, month):
                     conn.exec_driver_sql(statement)
             created.append(self.partition_name(month))
         return created
@@ -381,7 +384,7 @@ class MonthlyPartitions:
         for statement in self._exclusion_ddl(self.partition_name(month)):
             conn.exec_driver_sql(statement)
         if self.guarded:  # deleting from the default partition took their guard rows along
-            conn.exec_driver_sql(self.guard_sync_sql(self.partition_name(month)))
+            conn.exec_driver_sql(self._guard_sync_sql(self.partition_name(month)))
 
     def retire(
         self,
