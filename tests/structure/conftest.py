@@ -20,12 +20,20 @@ from sqlaopt.booking import generate
 
 from ..indexes.conftest import mariadb_engine, pg_admin
 
-__all__ = ["mariadb_engine", "pg_admin", "schema_url"]  # shared fixtures, re-exported
+# The index tests' fixtures, shared.
+__all__ = ["mariadb_engine", "pg_admin", "quick_deadlocks", "schema_url"]
 
 
 def schema_url(pg_url: str, schema: str) -> tuple[str, dict[str, Any]]:
     """URL and connect arguments of an engine whose tables live in ``schema``."""
     return pg_url, {"options": f"-csearch_path={schema}"}
+
+
+def quick_deadlocks(pg_url: str, schema: str) -> Engine:
+    """An engine on ``schema`` whose sessions detect deadlocks after 20 ms, not 1 s: for
+    tests where concurrent writers deadlock by design and retry or count it as a refusal."""
+    options = f"-csearch_path={schema} -cdeadlock_timeout=20ms"
+    return create_engine(pg_url, connect_args={"options": options})
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     Table,
-    create_engine,
     delete,
     func,
     insert,
@@ -45,6 +44,7 @@ from sqlaopt.structure import (
 )
 
 from ..conftest import sqlite_engine
+from .conftest import quick_deadlocks
 
 A = USER_AGGREGATES
 APPOINTMENTS = Appointment.__table__
@@ -211,10 +211,9 @@ def _retryable(error: DBAPIError) -> bool:
 @pytest.mark.parametrize("kind", ["pg", "mariadb_engine"])
 def test_concurrent_writers_lose_no_update(kind: str, request: pytest.FixtureRequest) -> None:
     engine: Engine = request.getfixturevalue(kind)
-    if kind == "pg":  # deadlocks are expected and retried: detect them in 20 ms, not 1 s
-        schema = request.getfixturevalue("pg_schema")
-        options = f"-csearch_path={schema} -cdeadlock_timeout=20ms"
-        engine = create_engine(engine.url, connect_args={"options": options})
+    if kind == "pg":  # deadlocks are expected and retried
+        engine = quick_deadlocks(request.getfixturevalue("pg_url"),
+                                 request.getfixturevalue("pg_schema"))
         request.addfinalizer(engine.dispose)
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
