@@ -341,7 +341,7 @@ class AggregatesMachine(RuleBasedStateMachine):
 
 TestAggregatesMachine = AggregatesMachine.TestCase
 TestAggregatesMachine.settings = settings(
-    max_examples=12, stateful_step_count=10, deadline=None,
+    max_examples=10, stateful_step_count=10, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

@@ -359,7 +359,7 @@ def _apply(conn: Connection, table: str, operation: tuple[Any, ...], ids: list[i
 
 
 @pytest.mark.nplusone(mode="off")
-@settings(max_examples=20, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=operations)
 def test_partitions_and_guard_accept_exactly_what_one_constraint_accepts(

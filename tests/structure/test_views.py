@@ -238,7 +238,7 @@ def test_the_orm_class_reads_rows_and_refuses_every_write(booked: Engine) -> Non
 # --- the dashboard served from the view equals the live one -------------------------------------
 
 EXAMPLES = settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
