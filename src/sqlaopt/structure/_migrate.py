@@ -5,7 +5,9 @@
    outbound foreign keys; the declared indexes under temporary names; the default partition,
    a partition per month of the data and the month guard), and a *mirror* trigger on the live
    table that repeats every insert, update and delete on the twin in the same transaction.
-2. **Copy** in batches by primary key, each batch one transaction that also records the last
+2. **Copy** in batches by primary key, up to the largest key present when the mirror was
+   installed (later rows reach the twin through the mirror; without that bound the copy chased
+   a steady stream of inserts for ever), each batch one transaction that also records the last
    key copied in ``sqlaopt_partition_migrations``: an interrupted run resumes after it.
    Batch rows are read ``FOR SHARE``, so a concurrent update waits for the batch and the
    mirror then applies the newer version.
@@ -58,13 +60,15 @@ MIGRATIONS = Table(
     Column("staging", String(63), nullable=False),
     Column("phase", String(20), nullable=False),
     Column("last_key", BigInteger, nullable=False),
+    Column("until_key", BigInteger, nullable=False),
     Column("copied", BigInteger, nullable=False),
     Column("total", BigInteger, nullable=False),
     Column("started_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
-"""One row per migration in progress or done: phase (``copying``, ``verified``,
-``swapped``), the last primary key copied, rows copied, rows when it started."""
+"""One row per migration in progress or done: phase (``copying``, ``copied``, ``verified``,
+``swapped``), the last primary key copied, the largest key when the mirror trigger was
+installed (later rows reach the twin through it), rows copied, rows when it started."""
 
 
 @dataclass(frozen=True)
@@ -370,13 +374,18 @@ def _prepare(
         run(statement)
     partitions._ensure(conn, staging, _months(conn, partitions, ahead, today))
     _create_mirror(conn, partitions, live, staging, mirror)
-    total = int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0)
+    # Creating the trigger waited for every writer in flight; rows inserted from now on are
+    # mirrored, so the copy stops at today's largest key (or it would chase the inserts).
+    total, until = conn.exec_driver_sql(
+        f"SELECT count(*), max({_q(conn, live.key)}) FROM {table}"
+    ).one()
     now = utc_now()
     conn.execute(MIGRATIONS.delete().where(_row(partitions.name)))
     conn.execute(
         MIGRATIONS.insert().values(
             table_name=partitions.name, staging=staging, phase="copying",
-            last_key=_LOWEST_KEY, copied=0, total=total, started_at=now, updated_at=now,
+            last_key=_LOWEST_KEY, until_key=_LOWEST_KEY if until is None else until,
+            copied=0, total=total, started_at=now, updated_at=now,
         )
     )
 
@@ -459,12 +468,12 @@ def _copy_batch(
     row = conn.execute(
         text(
             f"WITH batch AS (SELECT {names} FROM {_q(conn, partitions.name)} "
-            f"WHERE {key} > :last ORDER BY {key} LIMIT :size FOR SHARE), "
+            f"WHERE {key} > :last AND {key} <= :until ORDER BY {key} LIMIT :size FOR SHARE), "
             f"copied AS (INSERT INTO {_q(conn, state['staging'])} ({names}) "
             f"SELECT {names} FROM batch ON CONFLICT DO NOTHING) "
             f"SELECT max({key}), count(*) FROM batch"
         ),
-        {"last": state["last_key"], "size": batch_size},
+        {"last": state["last_key"], "until": state["until_key"], "size": batch_size},
     ).one()
     return int(row[0] or state["last_key"]), int(row[1])
 

@@ -28,14 +28,7 @@ from ._aggregates import DistinctCount, Latest, MaintainedAggregates, MonthlyTot
 from ._partitions import MonthlyPartitions
 from ._views import MaterializedView
 
-__all__ = [
-    "APPOINTMENT_PARTITIONS",
-    "BARBER_MONTHLY_STATS",
-    "BARBER_ROLES",
-    "BOOKED_STATUSES",
-    "USER_AGGREGATES",
-    "monthly_dashboard",
-]
+# The public names are listed in sqlaopt.structure.__all__.
 
 BARBER_ROLES = ("barber", "shop_owner")
 """The roles whose appointments the view aggregates (stored lower-case)."""
