@@ -45,6 +45,8 @@ def page_id(page: Path) -> str:
     return page.relative_to(ROOT).as_posix()
 
 
+# The examples are application code outside a test suite: the plugin's test scope stays out.
+@pytest.mark.nplusone(mode="off")
 @pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=page_id)
 def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -6,30 +6,17 @@ reports a throughput line.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from sqlaopt.booking import FLOWS
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "report_targets.py"
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("report_targets", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_benchmark
 
 
 @pytest.mark.nplusone(mode="off")  # the naive flows are N+1 on purpose
 def test_report_targets_runs_on_sqlite(tmp_path: Path) -> None:
-    script = _load_script()
+    script = load_benchmark("report_targets")
     written = tmp_path / "report.md"
     printed: list[str] = []
     text = script.main(

@@ -4,6 +4,7 @@
 - :func:`eager`, :class:`Preset`, :mod:`sqlaopt.presets`: loader-option presets;
 - :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
 - :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right;
+- :mod:`sqlaopt.watch`: slow statements, index health, an index advisor, pools that fit;
 - :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates.
 """
 
@@ -16,7 +17,9 @@ from .detect import (
     assert_max_queries,
     count_queries,
     detect,
+    flush_log_summaries,
     install,
+    treat_as_library,
     uninstall,
 )
 from .explain import assert_uses_index
@@ -41,6 +44,8 @@ __all__ = [
     "count_queries",
     "detect",
     "eager",
+    "flush_log_summaries",
     "install",
+    "treat_as_library",
     "uninstall",
 ]

@@ -46,7 +46,7 @@ class PresetError(SqlaoptError):
     """A loader path or preset names something that does not exist in the target models."""
 
 
-class NPlusOneWarning(UserWarning):
+class NPlusOneWarning(Warning):
     """Issued in ``"warn"`` mode, once per N+1 per scope, pointing at the loop's line."""
 
 

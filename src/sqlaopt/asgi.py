@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from .detect._hook import enter, leave
+from .detect._hook import leave
 from .detect._scope import Settings
+from .detect._units import open_request_scope, request_label
 
 __all__ = ["NPlusOneMiddleware"]
 
@@ -23,25 +24,34 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class NPlusOneMiddleware:
     """Run each HTTP or WebSocket request in its own N+1 scope.
 
-    In ``"log"`` mode (the default) each distinct N+1 of a request is logged once, when the
-    request ends, on the ``sqlaopt.nplusone`` logger; the message and the record's
-    ``context`` field name the request method and path. Other modes as in
-    :func:`sqlaopt.detect`.
+    In ``"log"`` mode (the default) each distinct N+1 is logged on the ``sqlaopt.nplusone``
+    logger when a request first shows it, with the request method and path; its repeats are
+    aggregated into one summary record per window (see :func:`sqlaopt.install`). Other modes as
+    in :func:`sqlaopt.detect`. ``sample_rate`` is the fraction of requests observed. Nothing of
+    sqlaopt's reaches the application in any mode but ``"raise"``.
     """
 
     def __init__(
-        self, app: ASGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = ()
+        self,
+        app: ASGIApp,
+        mode: str = "log",
+        threshold: int = 2,
+        allow: Iterable[str] = (),
+        *,
+        sample_rate: float = 1.0,
     ) -> None:
         self.app = app
-        self.settings = Settings.checked(mode, threshold, allow)
+        self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.settings.mode == "off":
             await self.app(scope, receive, send)
             return
-        label = f"{scope.get('method', 'WEBSOCKET')} {scope.get('path', '')}"
-        request_scope, token = enter(self.settings, label=label)
+        request_scope = open_request_scope(
+            self.settings, request_label(scope.get("method", "WEBSOCKET"), scope.get("path", ""))
+        )
         try:
             await self.app(scope, receive, send)
         finally:
-            leave(request_scope, token)
+            if request_scope is not None:
+                leave(request_scope)

@@ -1,4 +1,4 @@
-"""The ``sqlaopt`` command line: ``sqlaopt demo`` and ``sqlaopt indexes ...``."""
+"""The ``sqlaopt`` command line: ``sqlaopt demo``, ``sqlaopt indexes ...``, ``sqlaopt db ...``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .indexes import _cli as indexes_cli
 
     indexes_cli.register(commands)
+    from .watch import _cli as watch_cli
+
+    watch_cli.register(commands)
     return parser
 
 

@@ -1,118 +1,217 @@
 """pytest plugin: every test runs in its own N+1 scope (registered through ``pytest11``).
 
-- ``--sqlaopt-nplusone`` / ini ``sqlaopt_nplusone``: ``raise`` (default), ``warn``,
-  ``record``, ``off``.
-- ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=...)`` per test;
+- ``--sqlaopt-nplusone`` / ini ``sqlaopt_nplusone``: ``fail`` (default: the test fails at the
+  end of its body, listing each N+1), ``raise``, ``warn``, ``log``, ``record``, ``off``.
+- ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=..., test_loops=...)`` per test;
   ``@pytest.mark.max_queries(n)`` fails a test whose body ran more than ``n`` statements.
 - Fixture ``nplusone``: the running test's :class:`sqlaopt.Report`.
-- ``--sqlaopt-write-baseline FILE`` records today's detections; ``--sqlaopt-baseline FILE``
-  fails only on detections that are not in it.
+- ``--sqlaopt-write-baseline FILE`` records today's detections (merged across pytest-xdist
+  workers); ``--sqlaopt-baseline FILE`` fails only on detections that are not in it.
 
-The scope covers the test body (the call phase), not fixture set-up. A test whose body caused
-an N+1 fails even when application code caught the :class:`~sqlaopt.NPlusOneError`.
+The test's scope is the authority: what middlewares, Session scopes, request units and
+application ``detect()`` blocks find inside the test also reaches it. See docs/pytest.md.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Generator, Iterator
+import functools
+import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ._errors import NPlusOneError
-from .detect import Detection, Report
-from .detect._hook import close_counter, enter, leave, open_counter
-from .detect._scope import Settings
+from .detect import Report
+from .detect import _baseline as baseline
+from .detect._callsite import set_test_code, treat_as_library
+from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
+from .detect._propagate import propagate_context
+from .detect._scope import Scope, Settings
+from .detect._units import close_detached, install_request_units, unit
 
 __all__ = ["nplusone"]
 
-_PLUGIN_MODES = ("raise", "warn", "record", "off")
-_scope_key = pytest.StashKey[tuple[Settings, Report]]()
-_baseline_key = pytest.StashKey[set[tuple[str, ...]]]()
-_seen_key = pytest.StashKey[list[dict[str, Any]]]()
+PLUGIN_MODES = ("fail", "raise", "warn", "log", "record", "off")
+_SCOPE_MODE = {"fail": "record"}  # the scope collects; the plugin fails the test at the end
+_settings_key = pytest.StashKey[tuple[str, Settings, Report]]()
+_state_key = pytest.StashKey[baseline.SessionState]()
+_outer_test_code_key = pytest.StashKey[frozenset[str]]()
+_outer_scope_key = pytest.StashKey["Scope | None"]()
+_inner_test_key = pytest.StashKey[tuple[Any, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sqlaopt", "sqlaopt N+1 detection")
-    group.addoption("--sqlaopt-nplusone", choices=_PLUGIN_MODES, default=None,
-                    help="what an N+1 in a test does (default: raise, i.e. fail the test)")
+    group.addoption("--sqlaopt-nplusone", choices=PLUGIN_MODES, default=None,
+                    help="what an N+1 in a test does (default: fail the test at its end)")
+    group.addoption("--sqlaopt-test-loops", action="store_true", default=None,
+                    help="also report loops that live in test code (a test's own repetition)")
     group.addoption("--sqlaopt-write-baseline", metavar="FILE", default=None,
                     help="record every detection of this run in FILE (JSON)")
     group.addoption("--sqlaopt-baseline", metavar="FILE", default=None,
                     help="fail only on detections that are not in FILE")
-    parser.addini("sqlaopt_nplusone", "default N+1 mode: raise, warn, record or off",
-                  default="raise")
+    parser.addini("sqlaopt_nplusone", f"default N+1 mode: {', '.join(PLUGIN_MODES)}",
+                  default="fail")
+    parser.addini("sqlaopt_test_loops", "report loops that live in test code", type="bool",
+                  default=False)
+    parser.addini("sqlaopt_library", "packages or directories whose frames are library code",
+                  type="linelist", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "nplusone(mode=None, allow=(), threshold=2): N+1 detection for this test"
+        "markers",
+        "nplusone(mode=None, allow=(), threshold=2, test_loops=False): N+1 detection for this "
+        "test",
     )
     config.addinivalue_line("markers", "max_queries(n): fail if the test body runs > n statements")
-    mode = config.getoption("--sqlaopt-nplusone") or config.getini("sqlaopt_nplusone")
-    if mode not in _PLUGIN_MODES:
+    _check_mode(_default_mode(config), "sqlaopt_nplusone")
+    try:
+        treat_as_library(*config.getini("sqlaopt_library"))
+    except (TypeError, ValueError) as error:
+        raise pytest.UsageError(f"sqlaopt_library: {error}") from error
+    state = baseline.SessionState()
+    path = config.getoption("--sqlaopt-baseline")
+    if path:
+        try:
+            state.accepted = baseline.read(Path(path))
+        except baseline.BaselineError as error:
+            raise pytest.UsageError(f"--sqlaopt-baseline {path}: {error}") from None
+    config.stash[_state_key] = state
+    install_request_units()
+    propagate_context(True)
+
+
+def _default_mode(config: pytest.Config) -> str:
+    mode: str = config.getoption("--sqlaopt-nplusone") or config.getini("sqlaopt_nplusone")
+    return mode
+
+
+def _check_mode(mode: object, where: str) -> str:
+    if mode not in PLUGIN_MODES:
         raise pytest.UsageError(
-            f"sqlaopt_nplusone = {mode!r} is not a mode; accepted: {', '.join(_PLUGIN_MODES)}"
+            f"{where} = {mode!r} is not a mode; accepted: {', '.join(PLUGIN_MODES)}"
         )
-    config.stash[_seen_key] = []
-    baseline = config.getoption("--sqlaopt-baseline")
-    config.stash[_baseline_key] = _read_baseline(Path(baseline)) if baseline else set()
+    return str(mode)
 
 
-def _settings(item: pytest.Item) -> Settings:
-    mode = item.config.getoption("--sqlaopt-nplusone") or item.config.getini("sqlaopt_nplusone")
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_outer_test_code_key] = set_test_code(
+        str(item.path) for item in session.items
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    outer = config.stash.get(_outer_test_code_key, None)
+    if outer is not None:  # a session run inside another (pytester): give the files back
+        set_test_code(outer)
+
+
+def _settings(item: pytest.Item) -> tuple[str, Settings]:
+    config = item.config
+    mode = _default_mode(config)
+    test_loops = bool(config.getoption("--sqlaopt-test-loops") or
+                      config.getini("sqlaopt_test_loops"))
+    options: dict[str, Any] = {}
     marker = item.get_closest_marker("nplusone")
-    if marker is None:
-        return Settings.checked(mode, 2, ())
-    if marker.args:
-        raise pytest.UsageError(
-            f"{item.nodeid}: use nplusone(mode=..., allow=[...], threshold=...)"
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: use nplusone(mode=..., allow=[...], threshold=...)"
+            )
+        options = dict(marker.kwargs)
+        unknown = set(options) - {"mode", "allow", "threshold", "test_loops"}
+        if unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: unknown nplusone option(s) {sorted(unknown)}; "
+                "accepted: mode, allow, threshold, test_loops"
+            )
+    mode = _check_mode(options.get("mode", mode), f"{item.nodeid}: nplusone(mode)")
+    try:
+        settings = Settings.checked(
+            _SCOPE_MODE.get(mode, mode), options.get("threshold", 2), options.get("allow", ()),
+            test_loops=bool(options.get("test_loops", test_loops)),
         )
-    options = dict(marker.kwargs)
-    unknown = set(options) - {"mode", "allow", "threshold"}
-    if unknown:
-        raise pytest.UsageError(
-            f"{item.nodeid}: unknown nplusone option(s) {sorted(unknown)}; "
-            "accepted: mode, allow, threshold"
-        )
-    return Settings.checked(options.get("mode", mode), options.get("threshold", 2),
-                            options.get("allow", ()))
+    except ValueError as error:
+        raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+    return mode, settings
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[_scope_key] = (_settings(item), Report())
+    mode, settings = _settings(item)
+    item.stash[_settings_key] = (mode, settings, Report())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    settings, report = item.stash[_scope_key]
+    mode, settings, report = item.stash[_settings_key]
     budget = _budget(item)
-    # The walk up the stack can stop at the test function: pytest's own frames are the same
-    # for every statement of the test.
-    test_function = getattr(getattr(item, "obj", None), "__code__", None)
-    scope, token = enter(settings, anchor=test_function)
-    scope.report = report
-    baseline = item.config.stash[_baseline_key]
-    if baseline:
-        scope.tolerated = lambda d: _baseline_entry(item.nodeid, d) in baseline
     counter, counter_token = open_counter()
+    scope = None if mode == "off" else _open_test_scope(item, settings, report)
     try:
         outcome = yield
     except NPlusOneError:
-        _remember(item, report)
+        if scope is not None:
+            _close_test_scope(item, scope)
         raise
     finally:
         close_counter(counter_token)
-        leave(scope, token)
-    _remember(item, report)
-    _fail_on_new_detections(item, settings, report)
+    if scope is not None:
+        _close_test_scope(item, scope)
+        _fail_on_new_detections(item, mode, scope)
     if budget is not None and counter.count > budget:
         statements = "\n".join(f"  {i}. {s}" for i, s in enumerate(counter.statements, 1))
         pytest.fail(f"max_queries({budget}): the test ran {counter.count} SQL statements:\n"
                     f"{statements}", pytrace=False)
     return outcome
+
+
+def _open_test_scope(item: pytest.Item, settings: Settings, report: Report) -> Scope:
+    # The walk up the stack can stop at the test function: pytest's own frames are the same
+    # for every statement of the test.
+    function = _examples_as_units(item)
+    scope = enter(settings, anchor=getattr(function, "__code__", None), owns=True)
+    scope.report = report
+    state = item.config.stash[_state_key]
+    if state.accepted:
+        scope.tolerated = lambda d: baseline.entry(item.nodeid, d) in state.accepted
+    item.stash[_outer_scope_key] = set_test_scope(scope)
+    return scope
+
+
+def _examples_as_units(item: pytest.Item) -> Any:
+    """The test function itself. A hypothesis test runs it once per example: each example is
+    a unit of work of its own (repeating the test is not an N+1), through the
+    ``hypothesis.inner_test`` hook that hypothesis offers plugins for wrapping examples."""
+    function = getattr(item, "obj", None)
+    handle: Any = getattr(function, "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if inner is None:
+        return function
+
+    @functools.wraps(inner)
+    def one_example(*args: Any, **kwargs: Any) -> Any:
+        with unit(f"example of {item.nodeid}"):
+            return inner(*args, **kwargs)
+
+    handle.inner_test = one_example
+    item.stash[_inner_test_key] = (handle, inner)
+    return inner
+
+
+def _close_test_scope(item: pytest.Item, scope: Scope) -> None:
+    wrapped = item.stash.get(_inner_test_key, None)
+    if wrapped is not None:
+        wrapped[0].inner_test = wrapped[1]
+    if scope.closed:
+        return
+    close_detached()  # request scopes whose response was never closed
+    set_test_scope(item.stash.get(_outer_scope_key, None))
+    leave(scope)
+    finalize(scope)
+    item.config.stash[_state_key].remember(item.nodeid, scope.report.detections)
 
 
 def _budget(item: pytest.Item) -> int | None:
@@ -125,61 +224,72 @@ def _budget(item: pytest.Item) -> int | None:
     return budget
 
 
-def _fail_on_new_detections(item: pytest.Item, settings: Settings, report: Report) -> None:
-    if settings.mode != "raise":
+def _fail_on_new_detections(item: pytest.Item, mode: str, scope: Scope) -> None:
+    if mode not in ("fail", "raise"):
         return
-    baseline = item.config.stash[_baseline_key]
-    new = [d for d in report.detections if _baseline_entry(item.nodeid, d) not in baseline]
+    new = scope.actionable()
     if new:
-        listing = "\n".join(f"  {d}" for d in new)
-        pytest.fail(
-            f"N+1 detected in {item.nodeid} ({len(new)}):\n{listing}\n"
-            "(to accept one: @pytest.mark.nplusone(allow=['Model.attr']) or sqlaopt.allow(...); "
-            "to opt a test out: @pytest.mark.nplusone(mode='off'))",
-            pytrace=False,
-        )
+        failure = pytest.fail.Exception(baseline.failure_text(item.nodeid, new), pytrace=False)
+        _raise_at(new[0].loop or new[0].location, failure)
+
+
+def _raise_at(location: str, failure: BaseException) -> None:
+    """Raise ``failure`` from the loop's own file and line, which is where the one-line
+    report styles (``--tb=line``) point; pytest's own frames would tell the reader nothing."""
+    place = location.rsplit(" in ", 1)[0]
+    filename, _, line = place.rpartition(":")
+    if not filename or not line.isdigit():
+        raise failure
+    code = compile("\n" * (int(line) - 1) + "raise failure", os.path.abspath(filename), "exec")
+    exec(code, {"failure": failure})
 
 
 @pytest.fixture
 def nplusone(request: pytest.FixtureRequest) -> Report:
     """The running test's :class:`sqlaopt.Report` (filled while the test body runs)."""
-    report: Report = request.node.stash[_scope_key][1]
+    report: Report = request.node.stash[_settings_key][2]
     return report
 
 
-def _baseline_entry(nodeid: str, detection: Detection) -> tuple[str, ...]:
-    # Line numbers move when code is edited; the file and function identify the loop well enough.
-    where = detection.location.split(":", 1)[0] + " " + detection.location.rsplit(" in ", 1)[-1]
-    target = detection.target if detection.relationship else detection.statement
-    return (nodeid, detection.kind, target, where)
+# ---------------------------------------------------------------- end of the session
 
 
-def _remember(item: pytest.Item, report: Report) -> None:
-    seen = item.config.stash[_seen_key]
-    for detection in report.detections:
-        entry = _baseline_entry(item.nodeid, detection)
-        seen.append(dict(zip(("test", "kind", "target", "where"), entry, strict=True)))
-
-
-def _read_baseline(path: Path) -> set[tuple[str, ...]]:
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise pytest.UsageError(f"--sqlaopt-baseline {path}: cannot read it ({error})") from error
-    return {(e["test"], e["kind"], e["target"], e["where"]) for e in _entries(entries)}
-
-
-def _entries(data: Any) -> Iterator[dict[str, str]]:
-    if not isinstance(data, dict) or not isinstance(data.get("detections"), list):
-        raise pytest.UsageError("a sqlaopt baseline is {\"detections\": [...]} as written by "
-                                "--sqlaopt-write-baseline")
-    yield from data["detections"]
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist: take a worker's detections into the controller's (for the baseline and
+    the summary)."""
+    state = node.config.stash.get(_state_key, None)
+    output = getattr(node, "workeroutput", {}).get("sqlaopt")
+    if state is not None and output:
+        state.merge(output)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    target = session.config.getoption("--sqlaopt-write-baseline")
+    config = session.config
+    state = config.stash.get(_state_key, None)
+    if state is None:
+        return
+    if hasattr(config, "workerinput"):  # an xdist worker: hand everything to the controller
+        config.workeroutput["sqlaopt"] = state.export()  # type: ignore[attr-defined]
+        return
+    target = config.getoption("--sqlaopt-write-baseline")
     if target:
-        seen: list[dict[str, Any]] = session.config.stash[_seen_key]
-        entries = sorted(seen, key=lambda e: tuple(e.values()))
-        unique = [dict(t) for t in dict.fromkeys(tuple(e.items()) for e in entries)]
-        Path(target).write_text(json.dumps({"detections": unique}, indent=2) + "\n")
+        try:
+            baseline.write(Path(target), state)
+        except OSError as error:
+            raise pytest.UsageError(
+                f"--sqlaopt-write-baseline {target}: cannot write it ({error})"
+            ) from None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(_state_key, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    if _default_mode(config) not in ("warn", "log", "record"):
+        return  # failing tests already name their N+1s
+    lines = state.summary()
+    if lines:
+        terminalreporter.write_sep("=", "sqlaopt N+1 summary")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -22,10 +22,10 @@ from ..conftest import sqlite_engine
 __all__ = ["add_exclusion_constraint", "fresh_schema", "replace_rows", "sqlite_engine"]
 
 
-def _sibling_database(url: str, drop_suffix: str) -> Iterator[str]:
-    """Create ``<database>_booking`` on the server behind ``url``; yield its URL; drop it."""
+def _sibling_database(url: str, drop_suffix: str, suffix: str = "booking") -> Iterator[str]:
+    """Create ``<database>_<suffix>`` on the server behind ``url``; yield its URL; drop it."""
     parsed = make_url(url)
-    name = f"{parsed.database}_booking"
+    name = f"{parsed.database}_{suffix}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name}{drop_suffix}"))

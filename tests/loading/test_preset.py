@@ -16,7 +16,8 @@ from sqlaopt.booking.models import Appointment, Base, User
 HISTORY = Preset("User", "appointments.client", name="HISTORY", doc="A user's bookings.")
 
 
-@pytest.mark.parametrize("target", [Base, Base.registry, User, Appointment], ids=repr)
+@pytest.mark.parametrize("target", [Base, Base.registry, User, Appointment],
+                         ids=["base", "registry", "User", "Appointment"])
 def test_binds_to_a_class_a_base_or_a_registry(db: Session, target: object) -> None:
     with sqlaopt.count_queries() as queries:
         users = db.scalars(select(User).options(*HISTORY.options(target))).all()

@@ -4,6 +4,8 @@ See docs/detection.md for the rule and docs/design.md for why it is built this w
 """
 
 from ._api import allow, assert_max_queries, count_queries, detect, install, uninstall
+from ._callsite import treat_as_library
+from ._emit import flush_log_summaries
 from ._hook import QueryCount
 from ._report import Detection, Report
 from ._scope import MODES
@@ -17,6 +19,8 @@ __all__ = [
     "assert_max_queries",
     "count_queries",
     "detect",
+    "flush_log_summaries",
     "install",
+    "treat_as_library",
     "uninstall",
 ]

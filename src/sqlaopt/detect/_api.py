@@ -7,16 +7,25 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import Token
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 import wrapt
 
 from .._errors import QueryBudgetError
-from ._hook import QueryCount, close_counter, enter, install_defaults, leave, open_counter
+from ._callsite import is_test_code
+from ._emit import DEFAULT_LOG_WINDOW, flush_log_summaries, set_log_window
+from ._hook import (
+    QueryCount,
+    close_counter,
+    enter,
+    install_defaults,
+    leave,
+    open_counter,
+    test_running,
+)
 from ._report import Report
-from ._scope import Scope, Settings, allowed_patterns, check_patterns
+from ._scope import Settings, active_scope, allowed_patterns, check_patterns
 
 __all__ = ["allow", "assert_max_queries", "count_queries", "detect", "install", "uninstall"]
 
@@ -26,9 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 class detect:
     """Open an N+1 detection scope, as a context manager or as a decorator.
 
-    ``with sqlaopt.detect() as report:`` gives the scope's :class:`~sqlaopt.Report`. Detections
-    made inside belong to the innermost scope alone. As a decorator (sync or async functions)
-    each call runs in a fresh scope.
+    ``with sqlaopt.detect() as report:`` gives the scope's :class:`~sqlaopt.Report`. As a
+    decorator (sync or async functions) each call runs in a fresh scope. One ``detect`` object
+    may be used by many threads and tasks at once: each gets its own scope.
 
     :param mode: ``"raise"`` (raise :class:`~sqlaopt.NPlusOneError` at the access that reaches
         the threshold), ``"warn"``, ``"log"`` (both when the scope ends, with final counts),
@@ -42,11 +51,11 @@ class detect:
         self, mode: str = "raise", *, threshold: int = 2, allow: Iterable[str] = ()
     ) -> None:
         self.settings = Settings.checked(mode, threshold, allow)
-        self._open: list[tuple[Scope, Token[Scope | None]]] = []
 
     def __enter__(self) -> Report:
-        scope, token = enter(self.settings, anchor=_with_frame(sys._getframe(1)))
-        self._open.append((scope, token))
+        anchor = _with_frame(sys._getframe(1))
+        scope = enter(self.settings, anchor=anchor, opener=self,
+                      owns=_owns(anchor.f_code.co_filename))
         return scope.report
 
     def __exit__(
@@ -55,7 +64,11 @@ class detect:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        leave(*self._open.pop())
+        scope = active_scope.get()
+        while scope is not None and (scope.opener is not self or scope.closed):
+            scope = scope.parent
+        if scope is not None:
+            leave(scope)
 
     def __call__(self, function: F) -> F:
         if not callable(function):
@@ -64,27 +77,35 @@ class detect:
                 f"got {type(function).__name__} {function!r}"
             )
         settings = self.settings
+        code = getattr(function, "__code__", None)
+        filename = code.co_filename if code is not None else None
         if inspect.iscoroutinefunction(function):
 
             @wrapt.decorator
             async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                scope, token = enter(settings)
+                scope = enter(settings, owns=_owns(filename))
                 try:
                     return await wrapped(*args, **kwargs)
                 finally:
-                    leave(scope, token)
+                    leave(scope)
 
             return run_async(function)  # type: ignore[return-value]
 
         @wrapt.decorator
         def run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            scope, token = enter(settings)
+            scope = enter(settings, owns=_owns(filename))
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                leave(scope, token)
+                leave(scope)
 
         return run(function)  # type: ignore[return-value]
+
+
+def _owns(opener_file: str | None) -> bool:
+    """A ``detect()`` block owns its detections, except one opened by application code while a
+    test runs: the test's verdict includes what that block finds."""
+    return not test_running() or is_test_code(opener_file)
 
 
 def _with_frame(frame: FrameType) -> FrameType:
@@ -98,19 +119,27 @@ def _with_frame(frame: FrameType) -> FrameType:
     return frame
 
 
-def install(mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = ()) -> None:
+def install(
+    mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = (),
+    sample_rate: float = 1.0, log_window: float = DEFAULT_LOG_WINDOW,
+) -> None:
     """Detect N+1s process-wide, outside explicit scopes: each Session is its own scope.
 
-    Meant for production: ``"log"`` writes one WARNING per distinct N+1 per Session on the
-    ``sqlaopt.nplusone`` logger the moment it is found. Calling it again replaces the settings
-    (for sessions that begin a transaction afterwards); it is idempotent.
+    Meant for production: ``"log"`` writes a WARNING on the ``sqlaopt.nplusone`` logger the
+    first time a distinct N+1 is found, then one summary record per ``log_window`` seconds
+    for its repeats. ``sample_rate`` is the fraction of Sessions observed. Calling it again
+    replaces the settings (for sessions that begin a transaction afterwards); it is idempotent.
     """
-    install_defaults(Settings.checked(mode, threshold, allow))
+    settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+    set_log_window(log_window)
+    install_defaults(settings)
 
 
 def uninstall() -> None:
-    """Undo :func:`install`; idempotent. Explicit scopes keep working."""
+    """Undo :func:`install` (writing any pending log summaries); idempotent. Explicit scopes
+    keep working."""
     install_defaults(None)
+    flush_log_summaries()
 
 
 @contextmanager

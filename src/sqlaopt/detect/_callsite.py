@@ -1,33 +1,59 @@
 """Where a statement comes from: the user frames of the current call stack.
 
 Two executions come "from the same place" when the frames outside SQLAlchemy and sqlaopt are
-the same code at the same lines. Walking the stack costs about 0.15 µs a frame, so the walk
-stops as early as it can: at the frame that opened the scope (the ``with`` line), at sqlaopt's
-own scope machinery (decorator, pytest hook, middleware), or after ``MAX_FRAMES`` user frames.
+the same code at the same instructions. Walking the stack costs about 0.15 µs a frame, so the
+walk stops as early as it can: at the frame that opened the scope (the ``with`` line), at
+sqlaopt's own scope machinery (decorator, pytest hook, middleware, request unit), or after
+``MAX_FRAMES`` user frames.
+
+Nothing here keeps a frame: a key holds code ids and instruction offsets, and what a report
+needs from the frames (file, line, function, the loop's line) is read while the statement that
+reached the threshold is still running (:func:`describe`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
+import itertools
 import os
 import sys
 import sysconfig
+import threading
+import weakref
+from asyncio import current_task
+from asyncio.events import _get_running_loop
+from collections import Counter
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Final
 
 import sqlalchemy
 
-__all__ = ["CallSite", "LastSite", "Site", "capture", "format_location"]
+from ._loops import in_loop
+
+__all__ = [
+    "Site",
+    "capture",
+    "depth_of",
+    "describe",
+    "format_location",
+    "is_test_code",
+    "lane",
+    "set_test_code",
+    "treat_as_library",
+]
 
 MAX_FRAMES: Final = 32
 
 # Frame kinds, by the file their code lives in.
-_ORM: Final = 0  # SQLAlchemy: never part of a call site
-_OWN: Final = 1  # sqlaopt's machinery: below user code it is skipped, above it ends the walk
+_ORM: Final = 0  # SQLAlchemy, and sqlaopt's own work below user code: never part of a site
+_OWN: Final = 1  # sqlaopt's scope machinery: above user code, it ends the walk
 _SCHEMA: Final = 2  # SQLAlchemy's reflection, DDL and dialect introspection: not the app's SQL
 _LIBRARY: Final = 3  # stdlib and installed packages: part of the key, never the location
 _APP: Final = 4  # the application (kinds from _LIBRARY up are "user" frames)
+_GENERATED: Final = 5  # "<string>": SQLAlchemy 2.0's generated decorators, or user exec()
 
 
 def _package_dir(module_file: str) -> str:
@@ -38,9 +64,22 @@ _SQLALCHEMY_DIR = _package_dir(sqlalchemy.__file__ or "")
 _SQLAOPT_DIR = os.path.dirname(_package_dir(__file__).rstrip(os.sep)) + os.sep
 # The reference booking flows are application code from the detector's point of view.
 _BOOKING_DIR = _SQLAOPT_DIR + "booking" + os.sep
+# The modules that open scopes: a walk that reaches them has left the scope's code.
+_SCOPE_MACHINERY = tuple(
+    _SQLAOPT_DIR + name
+    for name in (
+        os.path.join("detect", "_api.py"), os.path.join("detect", "_units.py"),
+        "asgi.py", "wsgi.py", "pytest_plugin.py",
+    )
+)
+
+
 def _installed_package_dir(name: str) -> str | None:
     """Where package ``name`` is installed, without importing it."""
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
     origin = spec.origin if spec is not None else None
     return _package_dir(origin) if origin else None
 
@@ -56,13 +95,45 @@ _SCHEMA_PLACES = tuple(
     )
     if place
 )
-_LIBRARY_DIRS = tuple(
+# Installed code, wherever the installer put it: virtualenvs, user site, `uv run --with`
+# overlays, system packages, zipapps and eggs.
+_INSTALLED_MARKERS = (
+    f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}",
+    f".zip{os.sep}", f".pyz{os.sep}", f".egg{os.sep}",
+)
+_STDLIB_DIRS = tuple(
     {
         os.path.abspath(p) + os.sep
-        for p in (sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+        for p in (sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib"))
     }
 )
+_extra_library_places: tuple[str, ...] = ()
 _kinds: dict[str, int] = {}
+
+
+def treat_as_library(*places: str) -> None:
+    """Treat the frames of these packages or directories as library code: part of a call
+    stack, never the reported location (e.g. a company-wide shared package installed from
+    source). Each place is an importable package name (``"mycompany.shared"``) or a directory.
+
+    >>> sqlaopt.treat_as_library("mycompany.shared", "/srv/vendor/")
+    """
+    global _extra_library_places
+    resolved: list[str] = []
+    for place in places:
+        if not isinstance(place, str) or not place:
+            raise TypeError(f"treat_as_library takes package names or directories; got {place!r}")
+        directory = place if os.sep in place or os.path.isdir(place) else None
+        if directory is None:
+            directory = _installed_package_dir(place)
+            if directory is None:
+                raise ValueError(
+                    f"treat_as_library: {place!r} is neither a directory nor an importable "
+                    "package name"
+                )
+        resolved.append(os.path.abspath(directory).rstrip(os.sep) + os.sep)
+    _extra_library_places = tuple(dict.fromkeys((*_extra_library_places, *resolved)))
+    _kinds.clear()
 
 
 def _classify(filename: str) -> int:
@@ -71,111 +142,74 @@ def _classify(filename: str) -> int:
     if filename.startswith(_SQLALCHEMY_DIR) or filename.startswith("<sqlalchemy"):
         return _ORM
     if filename.startswith(_SQLAOPT_DIR) and not filename.startswith(_BOOKING_DIR):
-        return _OWN
-    if filename.startswith("<frozen") or filename.startswith(_LIBRARY_DIRS):
+        return _OWN if filename.startswith(_SCOPE_MACHINERY) else _ORM
+    if filename == "<string>":
+        return _GENERATED
+    if filename.startswith("<frozen") or filename.startswith(_STDLIB_DIRS) \
+            or any(marker in filename for marker in _INSTALLED_MARKERS) \
+            or (_extra_library_places and filename.startswith(_extra_library_places)):
         return _LIBRARY
     return _APP
 
 
-def _kind(filename: str) -> int:
+def _kind(frame: FrameType) -> int:
+    filename = frame.f_code.co_filename
     kind = _kinds.get(filename)
     if kind is None:
         kind = _kinds[filename] = _classify(filename)
+    if kind == _GENERATED:  # SQLAlchemy 2.0 compiles its decorators in the module's globals
+        module = frame.f_globals.get("__name__", "")
+        return _ORM if isinstance(module, str) and module.startswith("sqlalchemy") else _APP
     return kind
 
 
-class CallSite:
-    """The user part of a call stack: a hashable key and the frame to report.
-
-    The key holds (code id, instruction offset) pairs: the same code at the same instruction
-    is the same place, and ``f_lasti`` is a plain int where ``f_lineno`` is computed from the
-    line table on every read. Line numbers are worked out only when a detection is reported.
-    """
-
-    __slots__ = ("code", "function", "key", "lasti")
-
-    def __init__(self, key: tuple[int, ...], frame: FrameType | None) -> None:
-        self.key = key
-        self.code: CodeType | None = None
-        self.lasti, self.function = -1, "?"
-        if frame is not None:
-            self.code, self.lasti = frame.f_code, frame.f_lasti
-            self.function = _function_name(frame)
-
-    @property
-    def lineno(self) -> int:
-        """The line of the reported frame's current instruction."""
-        if self.code is None:
-            return 0
-        for start, end, line in self.code.co_lines():
-            if start <= self.lasti < end and line is not None:
-                return line
-        return self.code.co_firstlineno
-
-    @property
-    def location(self) -> str:
-        """``path/to/file.py:LINE in function`` of the reported frame."""
-        if self.code is None:
-            return "<unknown>"
-        return format_location(self.code.co_filename, self.lineno, self.function)
+# ---------------------------------------------------------------- test code
 
 
-_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+_test_files: frozenset[str] = frozenset()
 
 
-def _function_name(frame: FrameType) -> str:
-    """The function's name; for a comprehension, the function it is written in."""
-    name = frame.f_code.co_name
-    if name in _COMPREHENSIONS:
-        outer = frame.f_back
-        if outer is not None and outer.f_code.co_filename == frame.f_code.co_filename:
-            return outer.f_code.co_name
-    return name
+def set_test_code(files: Iterable[str]) -> frozenset[str]:
+    """Set the test modules of the running test session (the pytest plugin does); returns
+    the previous set (an outer session's, under pytester) for the plugin to restore."""
+    global _test_files
+    previous, _test_files = _test_files, frozenset(os.path.abspath(f) for f in files)
+    return previous
 
 
-Site = tuple[tuple[int, ...], "FrameType | None"]
+def is_test_code(filename: str | None) -> bool:
+    """Whether ``filename`` is one of the test session's test modules or conftest files."""
+    if not filename or not _test_files:
+        return False
+    return filename in _test_files or os.path.basename(filename) == "conftest.py"
 
 
-class LastSite:
-    """The previous call site of a scope, to answer a loop's next statement without a walk.
-
-    When the innermost application frame is the same live frame object at the same
-    instruction, and not a generator or coroutine frame (which can be resumed from another
-    stack), none of its callers can have changed since: they are suspended in the calls that
-    lead to it. So the previous key is still exact. Holds one frame, for the scope's lifetime.
-    """
-
-    __slots__ = ("frame", "lasti", "site")
-
-    def __init__(self) -> None:
-        self.frame: FrameType | None = None
-        self.lasti = -1
-        self.site: Site | None = None
+# ---------------------------------------------------------------- lanes
 
 
-_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_lane: ContextVar[tuple[weakref.ref[object], int] | None] = ContextVar("sqlaopt_lane", default=None)
+_numbers = itertools.count(1)
 
 
-def capture(
-    anchor: FrameType | CodeType | None, skip: int = 2, last: LastSite | None = None
-) -> Site | None:
-    """The call site of the code running now, up to ``anchor`` (the frame that opened the
-    scope, or the code of the function it runs, e.g. a test function): its key and the frame
-    to report (turned into a :class:`CallSite` only when a detection is made).
+def lane() -> int:
+    """A number for the running asyncio task, thread, or piece of work run in a copy of
+    another's context (``asyncio.to_thread``, executor work under the pytest plugin), that no
+    later one gets, even when CPython hands a finished thread's or task's id to the next."""
+    loop = _get_running_loop()
+    owner: object = current_task(loop) if loop is not None else None
+    if owner is None:
+        owner = threading.current_thread()
+    # The value lives in the context: a copy made for another thread or task carries the
+    # original owner's, which the identity check tells apart.
+    owned = _lane.get()
+    if owned is not None and owned[0]() is owner:
+        return owned[1]
+    number = next(_numbers)
+    _lane.set((weakref.ref(owner), number))
+    return number
 
-    None when the statement comes from SQLAlchemy's own schema work (``create_all``'s
-    ``has_table`` checks, reflection): one ``create_all`` runs the same check per table.
-    """
-    frame = _innermost_user_frame(skip + 1)
-    if frame is _SCHEMA_WORK:
-        return None
-    if last is None or frame is None or frame.f_code.co_flags & _RESUMABLE:
-        return _walk_user_frames(frame, anchor)
-    if frame is last.frame and frame.f_lasti == last.lasti and last.site is not None:
-        return last.site
-    site = _walk_user_frames(frame, anchor)
-    last.frame, last.lasti, last.site = frame, frame.f_lasti, site
-    return site
+
+# ---------------------------------------------------------------- keys
 
 
 # Where the application's frame was found recently: (depth, code of the SQLAlchemy function it
@@ -186,6 +220,76 @@ def capture(
 _depth_hints: list[tuple[int, CodeType]] = []
 _SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
 
+Key = tuple[int, ...]
+
+
+def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
+    """The call site of the code running now, up to ``anchor`` (the frame that opened the
+    scope, or the code of the function it runs, e.g. a test function): a hashable key of
+    (code id, instruction offset) pairs with every recursion cycle cut out (when a function
+    appears again further out, the frames between its two appearances are dropped), so a
+    function recursing into itself, directly or through a comprehension or a helper, has the
+    same key at every depth.
+
+    None when the statement comes from SQLAlchemy's own schema work (``create_all``'s
+    ``has_table`` checks, reflection): one ``create_all`` runs the same check per table.
+    """
+    frame = _innermost_user_frame(skip + 1)
+    if frame is _SCHEMA_WORK:
+        return None
+    if frame is None:  # asyncio: the caller waits in the parent greenlet
+        return _Key().extend(_user_frames(None, anchor))
+    # The walk of _user_frames, inlined: this runs for every statement in a scope.
+    key = _Key()
+    count = 0
+    kinds = _kinds
+    while frame is not None:
+        code = frame.f_code
+        kind = kinds.get(code.co_filename)
+        if kind is None or kind == _GENERATED:
+            kind = _kind(frame)
+        if kind >= _LIBRARY:
+            key.add(id(code), frame.f_lasti)
+            count += 1
+            if frame is anchor or code is anchor or count >= MAX_FRAMES:
+                return key.done()
+        elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
+            return key.done()
+        frame = frame.f_back
+    return key.extend(_user_frames(None, anchor), count)
+
+
+class _Key:
+    """A call-site key being built, frame by frame from the innermost outward."""
+
+    __slots__ = ("at", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[int] = []
+        self.at: dict[int, int] = {}  # code id -> its index in parts
+
+    def add(self, code_id: int, lasti: int) -> None:
+        index = self.at.get(code_id)
+        if index is None:
+            self.at[code_id] = len(self.parts)
+            self.parts.append(code_id)
+            self.parts.append(lasti)
+        else:  # seen further in: cut the cycle between the two appearances out
+            for dropped in self.parts[index + 2::2]:
+                del self.at[dropped]
+            del self.parts[index + 2:]
+
+    def extend(self, frames: Iterable[FrameType], count: int = 0) -> Key:
+        for frame in frames:
+            if count >= MAX_FRAMES:
+                break
+            count += 1
+            self.add(id(frame.f_code), frame.f_lasti)
+        return self.done()
+
+    def done(self) -> Key:
+        return tuple(self.parts)
+
 
 def _innermost_user_frame(skip: int) -> FrameType | None:
     for depth, entry in _depth_hints:
@@ -194,8 +298,7 @@ def _innermost_user_frame(skip: int) -> FrameType | None:
         except ValueError:
             continue
         frame = callee.f_back
-        if callee.f_code is entry and frame is not None \
-                and _kind(frame.f_code.co_filename) >= _LIBRARY:
+        if callee.f_code is entry and frame is not None and _kind(frame) >= _LIBRARY:
             return frame
     return _find_user_frame(sys._getframe(skip), learn=True)
 
@@ -204,12 +307,9 @@ def _find_user_frame(frame: FrameType | None, learn: bool) -> FrameType | None:
     """Walk outward from ``frame`` to the first application or library frame; with ``learn``,
     remember its depth as a hint."""
     depth = 0
-    kinds = _kinds
     callee = None
     while frame is not None:
-        kind = kinds.get(frame.f_code.co_filename)
-        if kind is None:
-            kind = _kind(frame.f_code.co_filename)
+        kind = _kind(frame)
         if kind >= _LIBRARY:
             if learn and callee is not None:
                 _learn((depth, callee.f_code))
@@ -227,43 +327,35 @@ def _learn(hint: tuple[int, CodeType]) -> None:
         del _depth_hints[8:]
 
 
-def _walk_user_frames(frame: FrameType | None, anchor: FrameType | CodeType | None) -> Site:
-    """Key the user frames from ``frame`` outward; report the innermost application frame.
+def _user_frames(
+    frame: FrameType | None, anchor: FrameType | CodeType | None
+) -> Iterable[FrameType]:
+    """The user frames from ``frame`` outward, up to and including ``anchor``.
 
     Under asyncio SQLAlchemy runs ORM work in a child greenlet whose stack holds only
     SQLAlchemy frames; the caller waits in the parent greenlet, so the walk continues there.
     """
-    key: list[int] = []
-    location: FrameType | None = None
-    first_user: FrameType | None = None
     glet = None
     if frame is None:
         glet, frame = _parent_frame(None)
         frame = _find_user_frame(frame, learn=False) if frame is not None else None
         if frame is _SCHEMA_WORK:
-            frame = None
-    kinds = _kinds
+            return
+    count = 0
     while True:
         while frame is not None:
-            code = frame.f_code
-            kind = kinds.get(code.co_filename)
-            if kind is None:
-                kind = _kind(code.co_filename)
+            kind = _kind(frame)
             if kind >= _LIBRARY:
-                key.append(id(code))
-                key.append(frame.f_lasti)
-                if first_user is None:
-                    first_user = frame
-                if location is None and kind == _APP:
-                    location = frame
-                if frame is anchor or code is anchor or len(key) >= 2 * MAX_FRAMES:
-                    return tuple(key), location or first_user
+                yield frame
+                count += 1
+                if frame is anchor or frame.f_code is anchor or count >= MAX_FRAMES:
+                    return
             elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
-                return tuple(key), location or first_user
+                return
             frame = frame.f_back
         glet, frame = _parent_frame(glet)
         if frame is None:
-            return tuple(key), location or first_user
+            return
 
 
 def _parent_frame(glet: object) -> tuple[object, FrameType | None]:
@@ -275,6 +367,104 @@ def _parent_frame(glet: object) -> tuple[object, FrameType | None]:
     if parent is None:
         return None, None
     return parent, parent.gr_frame
+
+
+# ---------------------------------------------------------------- description
+
+
+@dataclass(frozen=True)
+class Place:
+    """A line of code: what a report shows."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    def __str__(self) -> str:
+        return format_location(self.filename, self.lineno, self.function)
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a detection says about where it happened, read from the live frames."""
+
+    location: Place | None
+    """The innermost application frame (or, if none, the innermost user frame)."""
+    loop: Place | None
+    """The frame that repeats: the innermost frame running inside a loop, or a recursive call."""
+    code: CodeType | None
+    """The code and instruction of ``location`` (to read which attribute it was reading)."""
+    lasti: int
+    recursive: CodeType | None = None
+    """The function that recurses into itself on this stack, if one does."""
+    depth: int = 1
+    """How many times it is on the stack."""
+
+    @property
+    def repeating_file(self) -> str | None:
+        """The file of the code that repeats the statement."""
+        place = self.loop or self.location
+        return place.filename if place is not None else None
+
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def describe(anchor: FrameType | CodeType | None, skip: int = 2) -> Site:
+    """The :class:`Site` of the statement running now (the same frames :func:`capture` keys)."""
+    frame = _innermost_user_frame(skip + 1)
+    if frame is _SCHEMA_WORK:
+        frame = None
+    frames = list(_user_frames(frame, anchor))
+    location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
+    loop_frame = _loop_frame(frames)
+    codes = Counter(f.f_code for f in frames)
+    recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
+    return Site(
+        location=_place(location) if location is not None else None,
+        loop=_place(loop_frame) if loop_frame is not None else None,
+        code=location.f_code if location is not None else None,
+        lasti=location.f_lasti if location is not None else -1,
+        recursive=recursive if depth > 1 else None,
+        depth=depth,
+    )
+
+
+def depth_of(code: CodeType) -> int:
+    """How many frames of ``code`` are on the current stack (a recursion's depth)."""
+    frame: FrameType | None = sys._getframe(1)
+    depth = 0
+    while frame is not None:
+        depth += frame.f_code is code
+        frame = frame.f_back
+    return depth
+
+
+def _loop_frame(frames: list[FrameType]) -> FrameType | None:
+    """The innermost frame that is inside a loop of its own code, or that calls a function
+    which is already further in (a recursion)."""
+    inner_codes: set[CodeType] = set()
+    for frame in frames:
+        code = frame.f_code
+        if code in inner_codes or in_loop(code, frame.f_lasti):
+            return frame
+        inner_codes.add(code)
+    return None
+
+
+def _place(frame: FrameType) -> Place:
+    return Place(frame.f_code.co_filename, frame.f_lineno or frame.f_code.co_firstlineno,
+                 _function_name(frame))
+
+
+def _function_name(frame: FrameType) -> str:
+    """The function's name; for a comprehension, the function it is written in."""
+    name = frame.f_code.co_name
+    if name in _COMPREHENSIONS:
+        outer = frame.f_back
+        if outer is not None and outer.f_code.co_filename == frame.f_code.co_filename:
+            return outer.f_code.co_name
+    return name
 
 
 def format_location(filename: str, lineno: int, function: str) -> str:

@@ -3,32 +3,49 @@
 Hot path budget: every statement of the application passes through :func:`_on_execute`. With
 no scope and no counter open it returns after two ContextVar reads; in a scope it classifies
 the statement, walks the user frames once and updates one dict entry. Only a count reaching
-the threshold builds a Detection.
+the threshold reads the frames for a report and builds a Detection.
 """
 
 from __future__ import annotations
 
 import threading
-from asyncio import current_task
-from asyncio.events import _get_running_loop
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import Any
+from types import CodeType
+from typing import Any, Final
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
-from ._callsite import CallSite, LastSite, capture
+from ._callsite import capture, depth_of, describe, is_test_code, lane
 from ._emit import emit, internal_error
-from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify
+from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, limit_and_offset, track_flushes
+from ._report import Detection
 from ._scope import Scope, Settings, active_scope
-from ._suggest import build_detection
+from ._sql import carries_in_list, fingerprint, pages
+from ._suggest import build_detection, chain, is_self_referential, recursion_fix
 
-__all__ = ["QueryCount", "close_counter", "enter", "install_defaults", "leave", "open_counter"]
+__all__ = [
+    "MAX_STATEMENTS",
+    "QueryCount",
+    "close_counter",
+    "enter",
+    "finalize",
+    "install_defaults",
+    "leave",
+    "open_counter",
+    "running_test_scope",
+    "set_test_scope",
+    "test_running",
+    "unobserved",
+]
 
 _SCOPE_KEY = "_sqlaopt_scope"
-_MAX_KEYS = 50_000  # a long-lived session's counts are forgotten past this, never grown forever
+MAX_STATEMENTS: Final = 10_000
+"""A ``count_queries()`` block keeps the SQL of its first statements only (it counts all)."""
 
 
 class QueryCount:
@@ -40,7 +57,12 @@ class QueryCount:
         self.count = 0
         """How many statements ran."""
         self.statements: list[str] = []
-        """Their SQL, in order."""
+        """Their SQL, in order (the first ``MAX_STATEMENTS`` of them)."""
+
+    def add(self, statement: str) -> None:
+        self.count += 1
+        if self.count <= MAX_STATEMENTS:
+            self.statements.append(statement)
 
     def __repr__(self) -> str:
         return f"<QueryCount {self.count}>"
@@ -48,6 +70,9 @@ class QueryCount:
 
 _counters: ContextVar[tuple[QueryCount, ...]] = ContextVar("sqlaopt_counters", default=())
 _installed: Settings | None = None
+_test_scope: Scope | None = None
+"""The running test's scope (pytest plugin): statements from threads and executor tasks that
+carry no scope of their own belong to it."""
 _lock = threading.Lock()
 _users = 0  # open scopes and counters, plus one while installed
 
@@ -62,83 +87,172 @@ def _on_execute(
 ) -> tuple[str, Any]:
     # Registered with retval=True: SQLAlchemy then calls us directly instead of through an
     # adapter that returns (statement, parameters) for us, one Python call less a statement.
-    for counter in _counters.get():
-        counter.count += 1
-        counter.statements.append(statement)
-    scope = active_scope.get()
-    if scope is None:
-        if _installed is None:
-            return statement, parameters
-        scope = conn.__dict__.get(_SCOPE_KEY)
-        if scope is None:
-            return statement, parameters
-    scope.report.statements += 1
-    if scope.settings.mode != "off" and not executemany:
-        try:
-            _observe(scope, context, statement)
-        except NPlusOneError:
-            raise
-        except Exception as error:  # the detector must never break the application
-            internal_error(error)
+    try:
+        for counter in _counters.get():
+            counter.add(statement)
+        scope = active_scope.get()
+        if scope is None or scope.closed:
+            scope = _reroute(scope, conn)
+            if scope is None:
+                return statement, parameters
+        scope.report.statements += 1
+        if scope.settings.mode != "off" and not executemany:
+            _observe(scope, context, statement, parameters)
+    except NPlusOneError:
+        raise
+    except Exception as error:  # the detector must never break the application
+        internal_error(error)
     return statement, parameters
 
 
-def _observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
-    load, target = _target(classify(context), context, statement)
-    if load.kind == IGNORE:
+def _reroute(scope: Scope | None, conn: Connection) -> Scope | None:
+    """Where a statement outside any open scope goes: the nearest open enclosing scope of a
+    closed one (work a request started and left running), else the running test, else the
+    Session's own scope under ``install()``, else the closed scope itself (acting at once)."""
+    if scope is not None:
+        ancestor = scope.open_ancestor()
+        if ancestor is not None:
+            return ancestor
+    test = running_test_scope()
+    if test is not None:
+        return test
+    if _installed is not None:
+        session_scope: Scope | None = conn.__dict__.get(_SCOPE_KEY)
+        if session_scope is not None:
+            return session_scope
+    return scope
+
+
+def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters: Any) -> None:
+    load = classify(context)
+    kind = load.kind
+    if kind == IGNORE:
         return
-    site = capture(scope.anchor, 3, scope.last_site)
+    target: object
+    if kind == LAZY and load.relationship is not None:
+        target = load.relationship
+        _remember_lineage(scope, load)
+    elif kind == COLUMN:
+        target = load.mapper
+    else:
+        kind, load = STATEMENT, _STATEMENT
+        compiled = context.compiled
+        target = fingerprint(compiled.string if compiled is not None else statement)
+    site = capture(scope.anchor, 3)
     if site is None:
         return
-    key = (load.kind, target, _lane(), site[0])
-    counts = scope.counts
-    count = counts.get(key, 0) + 1
-    if len(counts) >= _MAX_KEYS:
-        counts.clear()
-    counts[key] = count
-    threshold = scope.settings.threshold
-    if count < threshold:
+    key = (kind, target, lane(), site)
+    found = scope.found.get(key)
+    if found is not None:  # a loop already reported: one more repeat
+        for detection in found:
+            detection.count += 1
+        if kind == LAZY and key in scope.recursive:
+            _deepen(scope, key)
         return
-    if count > threshold:
-        scope.bump(key, count)
-        return
-    detection = build_detection(load, CallSite(*site), context, statement, count)
-    if scope.add(detection, key) and (scope.settings.mode == "raise" or not scope.explicit):
-        emit(detection, scope.settings.mode)
-
-
-def _target(load: Load, context: ExecutionContext, statement: str) -> tuple[Load, object]:
-    """What a count is about: the relationship, the refreshed model, or the statement shape."""
-    if load.kind == LAZY:
-        relationship = load.relationship
-        if relationship is not None:
-            return load, relationship
-    elif load.kind == COLUMN:
-        return load, load.mapper
-    elif load.kind == IGNORE:
-        return load, None
-    compiled = context.compiled
-    return _STATEMENT, compiled.string if compiled is not None else statement
+    count = scope.count(key)
+    if kind == STATEMENT and count == 1:
+        scope.first_params[key] = _statement_traits(context, statement, parameters)
+    if count >= scope.settings.threshold:
+        _new_loop(scope, key, load, context, statement, parameters, count)
 
 
 _STATEMENT = Load(STATEMENT)
 
 
-def _lane() -> int:
-    """Thread or asyncio task: two of them never add to each other's counts."""
-    loop = _get_running_loop()
-    task = current_task(loop) if loop is not None else None
-    return id(task) if task is not None else threading.get_ident()
+def _remember_lineage(scope: Scope, load: Load) -> None:
+    """How this lazy load's parent was reached, for the fix's chain (see ``chain``)."""
+    path = load.parent_path
+    if len(path) > 1:
+        scope.lineage.setdefault(path[-1], path)
+
+
+def _statement_traits(context: ExecutionContext, statement: str, parameters: Any) -> int | None:
+    """A digest of a repeated statement's first parameters (to tell "the same parameters every
+    time" apart), or -1 when it is a batch (an IN list of several values, or a page)."""
+    if carries_in_list(statement) or pages(statement, *limit_and_offset(context)):
+        return -1
+    return _digest(parameters)
+
+
+def _digest(parameters: Any) -> int | None:
+    try:
+        values = tuple(parameters.values()) if isinstance(parameters, dict) else tuple(parameters)
+        return hash(values)
+    except Exception:  # unhashable values, or a value type whose __hash__ fails
+        return None
+
+
+def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: ExecutionContext,
+              statement: str, parameters: Any, count: int) -> None:
+    """``key`` just reached the threshold: find its place in the code and record it there."""
+    site = describe(scope.anchor, 4)
+    in_test = is_test_code(site.repeating_file)
+    same_parameters = False
+    if load.kind == STATEMENT:
+        first = scope.first_params.pop(key, None)
+        traits = _statement_traits(context, statement, parameters)
+        if first == -1 or traits == -1:  # batching (rule 6), not an N+1
+            scope.found[key] = ()
+            return
+        same_parameters = first is not None and first == traits
+
+    def make() -> Detection | None:
+        if in_test and not scope.settings.test_loops:
+            return None
+        detection = build_detection(load, site, context, statement, lineage=scope.lineage,
+                                    same_parameters=same_parameters)
+        detection.in_test_code = in_test
+        return detection
+
+    target = key[1]
+    place = (load.kind, target, site.location, site.loop)
+    new = scope.place(key, place, count, make)
+    if new is not None and load.kind == LAZY and site.recursive is not None:
+        _track_recursion(scope, key, load, new, site.recursive, site.depth)
+    if new is not None and (scope.settings.mode == "raise" or scope.emit_at_once):
+        emit(new, scope.settings.mode)
+
+
+def _track_recursion(scope: Scope, key: tuple[Any, ...], load: Load, detection: Detection,
+                     function: CodeType, depth: int) -> None:
+    """A self-referential relationship lazily loaded by a recursive function: its fix is
+    ``recursion_depth=N`` with the deepest level the recursion reaches in the scope."""
+    relationship = load.relationship
+    if relationship is not None and is_self_referential(relationship):
+        scope.depths[detection] = (chain(load, scope.lineage), depth, function)
+        scope.recursive.add(key)
+        detection.suggestion = recursion_fix(scope.depths[detection][0], depth)
+
+
+def _deepen(scope: Scope, key: tuple[Any, ...]) -> None:
+    for detection in scope.found.get(key, ()):
+        entry = scope.depths.get(detection)
+        if entry is not None:
+            rels, depth, function = entry
+            scope.depths[detection] = (rels, max(depth, depth_of(function)), function)
+
+
+def finalize(scope: Scope) -> None:
+    """Bring suggestions up to date with what the whole scope saw (the deepest recursion)."""
+    for detection, (rels, depth, _) in list(scope.depths.items()):
+        detection.suggestion = recursion_fix(rels, depth)
+
+
+# ---------------------------------------------------------------- listener lifetime
 
 
 def _on_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     settings = _installed
     if settings is None:
         return
-    scope = session.info.get(_SCOPE_KEY)
-    if scope is None or scope.settings is not settings:
-        scope = session.info[_SCOPE_KEY] = Scope(settings, explicit=False)
-    connection.__dict__[_SCOPE_KEY] = scope
+    try:
+        made_for, scope = session.info.get(_SCOPE_KEY, (None, None))
+        if scope is None or made_for is not settings:  # new Session, or install() again
+            scope = Scope(settings.sampled(), owns=False, emit_at_once=True)
+            session.info[_SCOPE_KEY] = (settings, scope)
+        connection.__dict__[_SCOPE_KEY] = scope
+    except Exception as error:
+        internal_error(error)
 
 
 def _acquire() -> None:
@@ -146,6 +260,7 @@ def _acquire() -> None:
     with _lock:
         if _users == 0:
             event.listen(Engine, "before_cursor_execute", _on_execute, retval=True)
+            track_flushes(True)
         _users += 1
 
 
@@ -155,6 +270,7 @@ def _release() -> None:
         _users -= 1
         if _users == 0:
             event.remove(Engine, "before_cursor_execute", _on_execute)
+            track_flushes(False)
 
 
 def install_defaults(settings: Settings | None) -> None:
@@ -170,27 +286,83 @@ def install_defaults(settings: Settings | None) -> None:
         _release()
 
 
-def enter(settings: Settings, **scope_args: Any) -> tuple[Scope, Token[Scope | None]]:
-    """Open an explicit scope in the current context."""
+def set_test_scope(scope: Scope | None) -> Scope | None:
+    """Make ``scope`` the running test's scope; returns the one it replaces (an outer test's,
+    under pytester) for the plugin to restore."""
+    global _test_scope
+    previous, _test_scope = _test_scope, scope
+    return previous
+
+
+def running_test_scope() -> Scope | None:
+    """The scope of the test running in this process (under the pytest plugin), if any."""
+    test = _test_scope
+    return test if test is not None and not test.closed else None
+
+
+def test_running() -> bool:
+    """Whether a test is running in this process (under the pytest plugin)."""
+    return running_test_scope() is not None
+
+
+def enter(settings: Settings, *, opener: object = None, **scope_args: Any) -> Scope:
+    """Open a scope in the current context, nested in the one active here (or, in a thread a
+    test started, in the test's)."""
     _acquire()
-    scope = Scope(settings, **scope_args)
-    scope.parent = active_scope.get()
-    return scope, active_scope.set(scope)
-
-
-def leave(scope: Scope, token: Token[Scope | None]) -> None:
-    """Close an explicit scope: hand its count to the parent, then warn or log what it found."""
     try:
-        active_scope.reset(token)
-    except ValueError:  # closed from another context (e.g. a WSGI iterable's close())
-        active_scope.set(scope.parent)
+        parent = active_scope.get()
+        if parent is not None and parent.closed:
+            parent = parent.open_ancestor()
+        if parent is None:
+            parent = running_test_scope()
+        scope = Scope(settings, parent=parent, **scope_args)
+        scope.opener = opener
+        scope.token = active_scope.set(scope)
+    except BaseException:
+        _release()
+        raise
+    return scope
+
+
+def leave(scope: Scope) -> None:
+    """Close a scope: hand its statement count to the parent, then warn or log what it found
+    (never raising: see ``emit``)."""
+    if scope.closed:
+        return
+    scope.closed = True
+    scope.emit_at_once = True  # statements that still reach it (threads it started) act at once
+    token, scope.token, scope.anchor = scope.token, None, None
+    try:
+        if token is not None:
+            active_scope.reset(token)
+    except (ValueError, RuntimeError):  # closed from another context (a WSGI body's close())
+        if active_scope.get() is scope:
+            active_scope.set(scope.parent)
     _release()
-    scope.last_site = LastSite()  # drop the frame it holds
     if scope.parent is not None:
         scope.parent.report.statements += scope.report.statements
-    if scope.settings.mode in ("warn", "log"):
-        for detection in scope.actionable():
-            emit(detection, scope.settings.mode)
+    mode = scope.settings.mode
+    try:
+        finalize(scope)
+        if mode in ("warn", "log"):
+            for detection in scope.actionable():
+                emit(detection, mode)
+    except Exception as error:
+        internal_error(error)
+
+
+@contextmanager
+def unobserved() -> Iterator[None]:
+    """Run sqlaopt's own database work (monitoring queries, a cache's bookkeeping) unseen by
+    every scope: a scope in mode ``off`` is active inside the block."""
+    token = active_scope.set(Scope(_OFF))
+    try:
+        yield
+    finally:
+        active_scope.reset(token)
+
+
+_OFF = Settings(mode="off")
 
 
 def open_counter() -> tuple[QueryCount, Token[tuple[QueryCount, ...]]]:

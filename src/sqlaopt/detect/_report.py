@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-__all__ = ["Detection", "Kind", "Report"]
+__all__ = ["MAX_DETECTIONS", "Detection", "Kind", "Report"]
 
 Kind = Literal["lazy_load", "column_load", "repeated_statement"]
 _VERBS = {
@@ -14,11 +14,13 @@ _VERBS = {
     "column_load": "column-loaded",
     "repeated_statement": "queried",
 }
+MAX_DETECTIONS: Final = 1_000
+"""A scope records at most this many distinct detections; ``Report.dropped`` counts the rest."""
 
 
 @dataclass(eq=False)
 class Detection:
-    """One N+1: the same load repeated ``count`` times from one place in a scope.
+    """One N+1: the same load repeated ``count`` times in a loop at one place in a scope.
 
     ``count`` keeps growing while the scope runs; it is final once the scope has ended.
     """
@@ -30,7 +32,8 @@ class Detection:
     relationship: str | None
     """The relationship's attribute name; the column's for column loads; None for statements."""
     count: int
-    """How many times it happened in the scope."""
+    """How many times it happened in loops at this place in the scope (every call stack,
+    thread and task that reached it in a loop, summed)."""
     location: str
     """``"path/to/file.py:LINE in function"`` of the innermost application frame."""
     suggestion: str
@@ -40,6 +43,11 @@ class Detection:
     """The SQL that was repeated."""
     context: str | None = None
     """What the scope was serving, e.g. ``"GET /appointments"`` under the middleware."""
+    loop: str | None = None
+    """Where the loop is, when that is not ``location`` itself: the line of the loop that calls
+    the helper at ``location`` repeatedly (``"path/to/file.py:LINE in function"``)."""
+    in_test_code: bool = field(default=False, repr=False)
+    """Whether the loop lives in a test module (set under the pytest plugin)."""
 
     @property
     def target(self) -> str:
@@ -47,25 +55,36 @@ class Detection:
         return f"{self.model}.{self.relationship}" if self.relationship else self.model
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (what log records carry as ``extra``)."""
+        """The public fields as a plain dict of strings, integers and None (JSON-ready)."""
         return {
             "kind": self.kind,
             "model": self.model,
             "relationship": self.relationship,
             "count": self.count,
             "location": self.location,
+            "loop": self.loop,
             "suggestion": self.suggestion,
             "statement": self.statement,
             "context": self.context,
         }
 
+    def headline(self) -> str:
+        """``"Model.attr lazy-loaded N times at file.py:LINE in function (loop at ...)"``."""
+        loop = f" (loop at {self.loop})" if self.loop else ""
+        return (f"{self.target} {_VERBS.get(self.kind, 'seen')} {self.count} times at "
+                f"{self.location}{loop}")
+
     def __str__(self) -> str:
         where = f" [{self.context}]" if self.context else ""
-        sql = re.sub(r"\s+", " ", self.statement).strip()
         return (
-            f"N+1 {self.kind}: {self.target} {_VERBS[self.kind]} {self.count} times at "
-            f"{self.location}{where}; fix: {self.suggestion}; SQL: {sql}"
+            f"N+1 {self.kind}: {self.headline()}{where}; fix: {self.suggestion}; "
+            f"SQL: {one_line(self.statement)}"
         )
+
+
+def one_line(sql: str) -> str:
+    """``sql`` with its white space folded into single spaces."""
+    return re.sub(r"\s+", " ", sql).strip()
 
 
 @dataclass(eq=False)
@@ -76,9 +95,12 @@ class Report:
     """One entry per distinct N+1, in the order they reached the threshold."""
     statements: int = 0
     """SQL statements executed in the scope (nested scopes included once they end)."""
+    dropped: int = 0
+    """Distinct N+1s not recorded because the scope already held ``MAX_DETECTIONS``."""
 
     def __str__(self) -> str:
+        dropped = f" and {self.dropped} more not recorded" if self.dropped else ""
         if not self.detections:
             return f"no N+1 ({self.statements} statements)"
         lines = "\n".join(f"  {d}" for d in self.detections)
-        return f"{len(self.detections)} N+1 ({self.statements} statements):\n{lines}"
+        return f"{len(self.detections)} N+1{dropped} ({self.statements} statements):\n{lines}"

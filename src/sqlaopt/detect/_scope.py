@@ -1,25 +1,31 @@
 """Scopes: where counts live, how they nest, and when a count becomes a detection.
 
-An explicit scope (``detect()``, the pytest plugin, the middlewares) is held in a ContextVar,
-so each thread and asyncio task sees its own; the innermost one owns what is detected inside
-it. Outside explicit scopes, after ``install()``, each Session is its own scope.
+A scope is held in a ContextVar, so each thread and asyncio task sees its own; the innermost
+one counts what runs inside it. Some scopes **own** their detections: the pytest plugin's test
+scope, and ``detect()`` blocks (except one opened by application code while a test runs).
+Every other scope (middlewares, ``install()`` Session scopes, request units, application
+``detect()`` blocks under a test) acts in its own mode and also hands each detection to the
+nearest enclosing scope that owns detections, so a test's verdict does not depend on what the
+application stacked between the test and the loop.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import random
 import re
+import threading
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
-from dataclasses import dataclass
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, replace
 from types import CodeType, FrameType
-from typing import Final
+from typing import Any, Final
 
 from .._names import did_you_mean
-from ._callsite import LastSite
-from ._report import Detection, Report
+from ._report import MAX_DETECTIONS, Detection, Report
 
 __all__ = [
+    "MAX_COUNT_KEYS",
     "MODES",
     "Scope",
     "Settings",
@@ -29,6 +35,9 @@ __all__ = [
 ]
 
 MODES: Final = ("raise", "warn", "log", "record", "off")
+MAX_COUNT_KEYS: Final = 50_000
+"""Distinct (statement shape, call stack) entries a scope counts before it forgets the ones
+seen only once: a long-lived Session scope never grows without bound."""
 _PATTERN = re.compile(r"^[A-Za-z0-9_*?\[\]!]+\.[A-Za-z0-9_*?\[\]!]+$")
 
 active_scope: ContextVar[Scope | None] = ContextVar("sqlaopt_scope", default=None)
@@ -50,85 +59,218 @@ def check_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """How a scope reacts to N+1s: its mode, threshold and allow patterns."""
+    """How a scope reacts to N+1s."""
 
     mode: str = "raise"
     threshold: int = 2
     allow: tuple[str, ...] = ()
+    sample_rate: float = 1.0
+    """The fraction of scopes observed (per request or Session); the rest cost a context
+    check per statement."""
+    test_loops: bool = True
+    """Whether a loop living in test code counts (the pytest plugin's test scope: no)."""
 
     @classmethod
-    def checked(cls, mode: str, threshold: int, allow: Iterable[str]) -> Settings:
+    def checked(
+        cls, mode: str, threshold: int, allow: Iterable[str], *, modes: Iterable[str] = MODES,
+        sample_rate: float = 1.0, test_loops: bool = True,
+    ) -> Settings:
         """Settings from user input, with a clear error for each bad value."""
-        if mode not in MODES:
+        modes = tuple(modes)
+        if mode not in modes:
             raise ValueError(
-                f"unknown mode {mode!r}{did_you_mean(str(mode), MODES)}; "
-                f"accepted: {', '.join(MODES)}"
+                f"unknown mode {mode!r}{did_you_mean(str(mode), modes)}; "
+                f"accepted: {', '.join(modes)}"
             )
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
             raise ValueError(
                 f"threshold must be a positive integer (the number of repeats that makes an "
                 f"N+1, default 2); got {threshold!r}"
             )
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) \
+                or not 0 < sample_rate <= 1:
+            raise ValueError(
+                f"sample_rate must be a number in (0, 1], the fraction of requests or "
+                f"Sessions observed (default 1); got {sample_rate!r}"
+            )
         if isinstance(allow, str):
             allow = (allow,)
-        return cls(mode, threshold, check_patterns(allow))
+        return cls(mode, threshold, check_patterns(allow), float(sample_rate), test_loops)
 
     def allows(self, detection: Detection) -> bool:
         target = f"{detection.model}.{detection.relationship or ''}"
         patterns = self.allow + allowed_patterns.get()
         return any(fnmatch.fnmatchcase(target, p) for p in patterns)
 
+    def sampled(self) -> Settings:
+        """These settings, or mode ``"off"`` for a scope the sample leaves out."""
+        if self.sample_rate >= 1 or random.random() < self.sample_rate:
+            return self
+        return replace(self, mode="off")
+
 
 class Scope:
     """The counts and detections of one scope.
 
-    ``counts`` maps (kind, target, lane, call site) to how often it happened; only when a count
-    reaches the threshold is a Detection built, so the common path is one dict update.
+    ``counts`` maps (kind, target, lane, call-site key) to how often it happened, so the common
+    path is one dict update. When an entry reaches the threshold it is a loop: its detection
+    is the one for (kind, target, location, loop) in ``places``, created on first need, and
+    ``found`` maps the entry to the detections its further repeats add to.
     """
 
     __slots__ = (
-        "anchor", "counts", "explicit", "found", "label", "last_site", "parent", "report",
-        "settings", "tolerated",
+        "__weakref__",
+        "anchor",
+        "authority",
+        "closed",
+        "counts",
+        "depths",
+        "emit_at_once",
+        "first_params",
+        "found",
+        "label",
+        "lineage",
+        "lock",
+        "opener",
+        "owns",
+        "parent",
+        "places",
+        "recursive",
+        "report",
+        "settings",
+        "token",
+        "tolerated",
     )
 
     def __init__(
         self,
         settings: Settings,
         *,
+        parent: Scope | None = None,
         anchor: FrameType | CodeType | None = None,
         label: str | None = None,
-        explicit: bool = True,
+        owns: bool = True,
+        emit_at_once: bool = False,
     ) -> None:
         self.settings = settings
+        self.parent = parent
         self.anchor = anchor
         self.label = label
-        self.explicit = explicit
+        self.owns = owns
+        self.emit_at_once = emit_at_once
+        """Act on each detection when it is made (a Session has no dependable end)."""
+        self.authority: Scope | None = None
+        """For a scope that does not own its detections: the nearest enclosing one that does,
+        which each of its detections reaches too."""
+        if not owns and parent is not None:
+            self.authority = parent if parent.owns else parent.authority
         self.report = Report()
         self.counts: dict[tuple[object, ...], int] = {}
-        self.found: dict[tuple[object, ...], Detection | None] = {}
-        self.parent: Scope | None = None
-        self.last_site = LastSite()
+        self.found: dict[tuple[object, ...], tuple[Detection, ...]] = {}
+        self.places: dict[tuple[object, ...], Detection] = {}
+        self.first_params: dict[tuple[object, ...], int | None] = {}
+        self.lineage: dict[Any, tuple[Any, ...]] = {}
+        """mapper -> the load path of an instance of it that was a lazy-load parent here."""
+        self.depths: dict[Detection, tuple[list[Any], int, CodeType]] = {}
+        """recursive lazy loads: detection -> (relationship chain, deepest level seen, the
+        recursive function)."""
+        self.recursive: set[tuple[object, ...]] = set()
+        """the count keys of recursive lazy loads (their repeats may go deeper)."""
+        self.lock = threading.Lock()
+        self.closed = False
+        self.token: Token[Scope | None] | None = None
+        self.opener: object = None
         self.tolerated: Callable[[Detection], bool] | None = None
         """Detections it accepts (e.g. a pytest baseline): recorded, never acted on."""
 
-    def add(self, detection: Detection, key: tuple[object, ...]) -> bool:
-        """Record a new detection unless an allow pattern covers it; True if it is to be
-        acted on (raised, warned, logged)."""
+    @property
+    def observing(self) -> bool:
+        return self.settings.mode != "off"
+
+    def count(self, key: tuple[object, ...]) -> int:
+        """Add one to ``key``'s count and return it; bounded by ``MAX_COUNT_KEYS``."""
+        counts = self.counts
+        count = counts.get(key, 0) + 1
+        if count == 1 and len(counts) >= MAX_COUNT_KEYS:
+            self._forget_singletons()
+        counts[key] = count
+        return count
+
+    def _forget_singletons(self) -> None:
+        threshold = self.settings.threshold
+        kept = {k: n for k, n in self.counts.items() if n >= threshold}
+        if len(kept) >= MAX_COUNT_KEYS // 2:  # mostly loops already: start afresh
+            kept = {}
+            self.found.clear()
+        self.counts = kept
+        self.first_params.clear()
+
+    def bump(self, key: tuple[object, ...]) -> None:
+        """One more repeat of a loop that has already been reported."""
+        for detection in self.found.get(key, ()):
+            detection.count += 1
+
+    def place(
+        self, key: tuple[object, ...], place: tuple[object, ...], count: int,
+        make: Callable[[], Detection | None],
+    ) -> Detection | None:
+        """A loop ``key`` reached the threshold (``count``) at ``place``: add it to that place's
+        detection, made by ``make`` if it is the first loop there. Returns the detection when it
+        is new and to be acted on (raised, or emitted at once)."""
+        with self.lock:
+            detection = self.places.get(place)
+            new = detection is None
+            if new:
+                detection = make()
+                if detection is None or not self._accepts(detection):
+                    self.found[key] = ()
+                    return None
+                self.places[place] = detection
+                detection.context = self.label
+            assert detection is not None
+            detection.count += count
+            targets = [detection]
+            if self.authority is not None:
+                forwarded = self.authority.forwarded(place, detection, count)
+                if forwarded is not None:
+                    targets.append(forwarded)
+            self.found[key] = tuple(targets)
+        actionable = self.tolerated is None or not self.tolerated(detection)
+        return detection if new and actionable else None
+
+    def _accepts(self, detection: Detection) -> bool:
         if self.settings.allows(detection):
-            self.found[key] = None
             return False
-        detection.context = self.label
-        self.found[key] = detection
+        if len(self.report.detections) >= MAX_DETECTIONS:
+            self.report.dropped += 1
+            return False
         self.report.detections.append(detection)
-        return self.tolerated is None or not self.tolerated(detection)
+        return True
+
+    def forwarded(self, place: tuple[object, ...], detection: Detection, count: int,
+                  ) -> Detection | None:
+        """A nested scope's detection reaching this one: merged into this scope's detection for
+        the same place, unless this scope's allow patterns or test-loop rule exclude it."""
+        if detection.in_test_code and not self.settings.test_loops:
+            return None
+        with self.lock:
+            mine = self.places.get(place)
+            if mine is None:
+                mine = replace(detection, count=0)
+                if not self._accepts(mine):
+                    return None
+                self.places[place] = mine
+            mine.count += count
+        return mine
 
     def actionable(self) -> list[Detection]:
         """The detections to raise, warn or log: all but the tolerated ones."""
         tolerated = self.tolerated
         return [d for d in self.report.detections if tolerated is None or not tolerated(d)]
 
-    def bump(self, key: tuple[object, ...], count: int) -> None:
-        """Keep a detection's count current after the threshold."""
-        detection = self.found.get(key)
-        if detection is not None:
-            detection.count = count
+    def open_ancestor(self) -> Scope | None:
+        """This scope if still open, else the nearest enclosing one that is."""
+        scope: Scope | None = self
+        while scope is not None and scope.closed:
+            scope = scope.parent
+        return scope

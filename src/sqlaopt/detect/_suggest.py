@@ -6,77 +6,145 @@ Runs only when a count reaches the threshold, so it may take its time (compile, 
 from __future__ import annotations
 
 import dis
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from types import CodeType
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import Column, inspect
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Mapper, RelationshipProperty
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.operators import eq
 
 from ..loading import covering_preset
-from ._callsite import CallSite
-from ._orm import COLUMN, LAZY, Load
+from ._callsite import Site
+from ._orm import COLUMN, LAZY, Load, attribute_being_loaded, class_name_of_table, deleting
 from ._report import Detection
 
-__all__ = ["build_detection"]
+__all__ = ["build_detection", "recursion_fix"]
+
+Lineage = Mapping[Any, tuple[Any, ...]]  # mapper -> the load path its instances came through
 
 
 def build_detection(
-    load: Load, site: CallSite, context: ExecutionContext, statement: str, count: int
+    load: Load, site: Site, context: ExecutionContext, statement: str, *,
+    lineage: Lineage, same_parameters: bool,
 ) -> Detection:
-    """The detection for ``load`` seen ``count`` times from ``site``."""
+    """The detection for ``load`` reaching the threshold at ``site`` (count starts at 0)."""
+    location = str(site.location) if site.location is not None else "<unknown>"
+    loop = str(site.loop) if site.loop is not None and site.loop != site.location else None
     if load.kind == LAZY:
-        return _lazy(load, site, statement, count)
-    if load.kind == COLUMN:
-        return _column(load, site, statement, count)
-    return _repeated(site, context, statement, count)
+        detection = _lazy(load, lineage, statement)
+    elif load.kind == COLUMN:
+        detection = _column(load, site, statement)
+    else:
+        detection = _repeated(context, statement, same_parameters)
+    detection.location, detection.loop = location, loop
+    return detection
 
 
-def _hop(prop: RelationshipProperty[Any]) -> str:
-    strategy = "selectinload" if prop.uselist else "joinedload"
-    return f"{strategy}({prop.parent.class_.__name__}.{prop.key})"
+def chain(load: Load, lineage: Lineage) -> list[RelationshipProperty[Any]]:
+    """The relationships from the loop's query to the one being lazily loaded.
+
+    The parent instance's load path goes back to the query that loaded it, or to a many-to-one
+    lazy load (SQLAlchemy restarts the path there); ``lineage`` then tells how the instances
+    at the start of that path were reached in this scope, and the chain goes on from there.
+    """
+    last = load.relationship
+    if last is None:
+        return []
+    path = load.parent_path
+    rels = [p for p in path if isinstance(p, RelationshipProperty)] + [last]
+    root = path[0] if path else last.parent
+    seen = {root}
+    while root in lineage:
+        earlier = lineage[root]
+        prefix = [p for p in earlier if isinstance(p, RelationshipProperty)]
+        if not prefix or earlier[0] in seen:
+            break
+        rels = prefix + rels
+        root = earlier[0]
+        seen.add(root)
+    return rels
 
 
-def _lazy(load: Load, site: CallSite, statement: str, count: int) -> Detection:
-    rels = load.chain
-    fix = ".".join(_hop(p) for p in rels)
-    root = rels[0].parent.class_.__name__
+def _hops(rels: list[RelationshipProperty[Any]]) -> list[str]:
+    """One loader call per relationship; ``of_type`` where the next hop starts at a subclass."""
+    hops = []
+    for index, prop in enumerate(rels):
+        strategy = "selectinload" if prop.uselist else "joinedload"
+        attribute = f"{prop.parent.class_.__name__}.{prop.key}"
+        following = rels[index + 1].parent if index + 1 < len(rels) else None
+        if following is not None and following is not prop.mapper and following.isa(prop.mapper):
+            attribute += f".of_type({following.class_.__name__})"
+        hops.append(f"{strategy}({attribute})")
+    return hops
+
+
+def recursion_fix(rels: list[RelationshipProperty[Any]], depth: int) -> str:
+    """``selectinload(Node.children, recursion_depth=N)``, after the hops that lead to the
+    recursion (a self-referential relationship walked ``depth`` levels deep)."""
+    recursive = rels[-1]
+    start = len(rels)
+    while start > 0 and rels[start - 1] is recursive:
+        start -= 1
+    lead = _hops(rels[:start])
+    lead.append(f"selectinload({recursive.parent.class_.__name__}.{recursive.key}, "
+                f"recursion_depth={depth})")
+    return ".".join(lead)
+
+
+def is_self_referential(prop: RelationshipProperty[Any]) -> bool:
+    return prop.mapper.isa(prop.parent) or prop.parent.isa(prop.mapper)
+
+
+def _lazy(load: Load, lineage: Lineage, statement: str) -> Detection:
+    rels = chain(load, lineage)
+    last = rels[-1]
+    fix = ".".join(_hops(rels))
+    if deleting():  # the cascade of Session.delete(): the database can do that work
+        fix = (f"relationship(..., passive_deletes=True) on {last.parent.class_.__name__}."
+               f"{last.key} with ON DELETE CASCADE on its foreign key, or load it with the "
+               f"query: {fix}")
+    root = rels[0].parent.class_
     # Only presets that bind to the application's own models may be suggested.
-    preset = covering_preset(root, tuple(p.key for p in rels), target=rels[0].parent.class_)
+    preset = covering_preset(root.__name__, tuple(p.key for p in rels), target=root)
     if preset:
         fix += f" or use {preset}"
-    last = rels[-1]
-    return Detection("lazy_load", last.parent.class_.__name__, last.key, count,
-                     site.location, fix, statement)
+    return Detection("lazy_load", last.parent.class_.__name__, last.key, 0, "", fix, statement)
 
 
-def _column(load: Load, site: CallSite, statement: str, count: int) -> Detection:
+def _column(load: Load, site: Site, statement: str) -> Detection:
     mapper = load.mapper
     model = mapper.class_.__name__ if mapper is not None else "?"
     name = _column_name(mapper, load.state, site)
     expired = getattr(load.state, "expired_attributes", ())
     if name not in expired:  # unloaded without being expired: deferred by mapping or option
-        fix = f"undefer({model}.{name})"
+        prop = mapper.attrs.get(name) if mapper is not None else None
+        if getattr(prop, "deferred", False):
+            fix = f"undefer({model}.{name})"
+        else:  # the query's own defer(): undefer() would conflict with it
+            fix = f"remove defer({model}.{name}) from the query that loaded the rows"
     else:
         fix = (
             f"load the rows once: select({model}).where({model}.id.in_(ids))"
             ".execution_options(populate_existing=True), or Session(expire_on_commit=False)"
         )
-    return Detection("column_load", model, name, count, site.location, fix, statement)
+    return Detection("column_load", model, name, 0, "", fix, statement)
 
 
-def _column_name(mapper: Mapper[Any] | None, state: Any, site: CallSite) -> str:
-    """The attribute whose read caused the load: the name the reading line uses, if it is a
-    column of the model; otherwise the first unloaded column."""
+def _column_name(mapper: Mapper[Any] | None, state: Any, site: Site) -> str:
+    """The attribute whose read caused the load: the one SQLAlchemy is loading, else the name
+    the reading line uses, else the first unloaded column."""
     if mapper is None:
         return "?"
     columns = mapper.column_attrs.keys()
-    accessed = _attribute_read_at(site.code, site.lasti) if site.code is not None else None
-    if accessed in columns:
-        return accessed
+    for accessed in (attribute_being_loaded(),
+                     _attribute_read_at(site.code, site.lasti) if site.code else None):
+        if accessed in columns:
+            return accessed
     unloaded = getattr(state, "unloaded", ()) or ()
     return next((c for c in columns if c in unloaded), next(iter(columns), "?"))
 
@@ -93,31 +161,59 @@ def _attribute_read_at(code: CodeType, lasti: int) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _repeated(site: CallSite, context: ExecutionContext, statement: str, count: int) -> Detection:
+def _repeated(context: ExecutionContext, statement: str, same_parameters: bool) -> Detection:
     compiled_statement = getattr(context.compiled, "statement", None)
-    entity = _entity_name(compiled_statement)
+    entity = entity_name(compiled_statement)
     criterion = _single_equality(compiled_statement)
-    if criterion is not None and entity:
+    if same_parameters:
+        fix = ("the same statement with the same parameters runs on every iteration: run it "
+               "once before the loop and reuse the result")
+    elif criterion is not None and entity:
         fix = (
             f"query once for all values: select({entity}).where("
             f"{entity}.{criterion}.in_(values)), or load them with the parent"
         )
     else:
         fix = "query once for all items (an IN list or a join) instead of once per item"
-    return Detection("repeated_statement", entity or "?", None, count, site.location, fix,
-                     statement)
+    return Detection("repeated_statement", entity or "?", None, 0, "", fix, statement)
 
 
-def _entity_name(statement: Any) -> str | None:
+def entity_name(statement: Any) -> str | None:
+    """The mapped class a statement selects (through aliases, subqueries and ``count()``
+    wrappers), else its first table's name."""
     try:
         for description in statement.column_descriptions:
             entity = description.get("entity")
             if entity is not None:
-                return str(entity.__name__)
-    except Exception:
+                return str(inspect(entity).mapper.class_.__name__)
+    except Exception:  # Core statements, text(): fall back to the FROM list
         pass
-    tables: list[Any] = getattr(statement, "get_final_froms", list)()
-    return str(getattr(tables[0], "name", "")) or None if tables else None
+    froms: list[Any] = list(getattr(statement, "get_final_froms", list)())
+    for source in froms:
+        name = _source_name(source)
+        if name:
+            return name
+    text = getattr(statement, "text", None)  # text(): the first table after FROM
+    found = _FROM_TABLE.search(text) if isinstance(text, str) else None
+    if found is None:
+        return None
+    table = found.group(1).strip('"`[]').rsplit(".", 1)[-1]
+    return class_name_of_table(table) or table
+
+
+_FROM_TABLE = re.compile(r"\bFROM\s+([\w.\"`\[\]]+)", re.IGNORECASE)
+
+
+def _source_name(source: Any) -> str | None:
+    element = getattr(source, "element", None)
+    if element is not None and element is not source:  # alias, subquery, CTE
+        inner = entity_name(element) if hasattr(element, "get_final_froms") else None
+        return inner or _source_name(element)
+    left = getattr(source, "left", None)
+    if left is not None:  # a join: name its leftmost table
+        return _source_name(left)
+    mapped = class_name_of_table(source)
+    return mapped or (str(getattr(source, "name", "")) or None)
 
 
 def _single_equality(statement: Any) -> str | None:

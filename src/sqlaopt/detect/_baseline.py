@@ -1,0 +1,120 @@
+"""What a test session keeps of its detections: baselines, the failure text, the summary.
+
+Used by the pytest plugin; kept here so the plugin stays an adapter. Everything a session keeps
+is plain JSON data, so pytest-xdist workers can hand it to the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from .._errors import SqlaoptError
+from ._report import Detection
+
+__all__ = ["BaselineError", "SessionState", "entry", "failure_text", "read", "write"]
+
+_FIELDS: Final = ("test", "kind", "target", "where")
+_TOP: Final = 5
+
+
+class BaselineError(SqlaoptError):
+    """A baseline file that cannot be read, with what is wrong in one line."""
+
+
+def entry(nodeid: str, detection: Detection) -> tuple[str, ...]:
+    """A detection's baseline entry: (test id, kind, ``Model.attr`` or the SQL, file and
+    function). Line numbers move when code is edited; file and function identify the loop."""
+    location = detection.location
+    where = location.split(":", 1)[0] + " " + location.rsplit(" in ", 1)[-1]
+    target = detection.target if detection.relationship else detection.statement
+    return (nodeid, detection.kind, target, where)
+
+
+def read(path: Path) -> set[tuple[str, ...]]:
+    """The entries of a baseline file; :class:`BaselineError` for anything malformed."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BaselineError(f"cannot read it ({type(error).__name__}: {error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("detections"), list):
+        raise BaselineError('a baseline is {"detections": [...]} as written by '
+                            "--sqlaopt-write-baseline")
+    entries = set()
+    for number, item in enumerate(data["detections"], 1):
+        if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in _FIELDS):
+            raise BaselineError(f"entry {number} is not an object with string fields "
+                                f"{', '.join(_FIELDS)}: {json.dumps(item)[:120]}")
+        entries.add(tuple(item[f] for f in _FIELDS))
+    return entries
+
+
+def write(path: Path, state: SessionState) -> None:
+    """Write the session's entries (sorted, unique), creating missing directories."""
+    unique = sorted({tuple(e[f] for f in _FIELDS) for e in state.seen})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detections = [dict(zip(_FIELDS, e, strict=True)) for e in unique]
+    path.write_text(json.dumps({"detections": detections}, indent=2) + "\n")
+
+
+class SessionState:
+    """The detections of a whole test session, as JSON-ready entries."""
+
+    def __init__(self) -> None:
+        self.accepted: set[tuple[str, ...]] = set()
+        """The baseline read with ``--sqlaopt-baseline``."""
+        self.seen: list[dict[str, Any]] = []
+
+    def remember(self, nodeid: str, detections: Iterable[Detection]) -> None:
+        for detection in detections:
+            fields = dict(zip(_FIELDS, entry(nodeid, detection), strict=True))
+            self.seen.append({**fields, "location": detection.location,
+                              "count": detection.count})
+
+    def export(self) -> list[dict[str, Any]]:
+        return self.seen
+
+    def merge(self, seen: Sequence[dict[str, Any]]) -> None:
+        self.seen.extend(seen)
+
+    def summary(self) -> list[str]:
+        """How many N+1s in how many tests, and the places seen in the most tests."""
+        if not self.seen:
+            return []
+        tests = {e["test"] for e in self.seen}
+        places = Counter(f"{e['target'] if e['kind'] != 'repeated_statement' else e['kind']} "
+                         f"at {e['location']}" for e in self.seen)
+        lines = [f"{len(self.seen)} N+1 detection(s) in {len(tests)} test(s); "
+                 f"{len(places)} distinct place(s). Most frequent:"]
+        lines += [f"  {n:>4} x {place}" for place, n in places.most_common(_TOP)]
+        return lines
+
+
+def failure_text(nodeid: str, detections: Sequence[Detection]) -> str:
+    """The test failure: one line per detection (what, how often, where, the fix), each
+    followed by the source line of its loop; then how to accept or opt out."""
+    lines = []
+    for detection in detections:
+        lines.append(f"sqlaopt: N+1 {detection.headline()}; fix: {detection.suggestion}")
+        source = _source_line(detection.loop or detection.location)
+        if source:
+            lines.append(f"    {source}")
+    accept = f"allow=[{detections[0].target!r}]" if detections[0].relationship else "threshold=N"
+    lines.append(f"({len(detections)} N+1 in {nodeid}; to accept one: "
+                 f"@pytest.mark.nplusone({accept}), or sqlaopt.allow(...); to opt the test "
+                 "out: @pytest.mark.nplusone(mode='off'))")
+    return "\n".join(lines)
+
+
+def _source_line(location: str) -> str:
+    """``file:LINE | source`` for a ``file:LINE in function`` location."""
+    place = location.rsplit(" in ", 1)[0]
+    filename, _, line = place.rpartition(":")
+    if not line.isdigit():
+        return ""
+    text = linecache.getline(filename, int(line)).strip()
+    return f"{place} | {text}" if text else ""
