@@ -4,7 +4,8 @@
 - :func:`eager`, :class:`Preset`, :mod:`sqlaopt.presets`: loader-option presets;
 - :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
 - :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right;
-- :mod:`sqlaopt.watch`: slow statements, index health, an index advisor, pools that fit.
+- :mod:`sqlaopt.watch`: slow statements, index health, an index advisor, pools that fit;
+- :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates.
 """
 
 from ._errors import NPlusOneError, NPlusOneWarning, PresetError, QueryBudgetError, SqlaoptError
