@@ -5,6 +5,9 @@
 - ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=...)`` per test;
   ``@pytest.mark.max_queries(n)`` fails a test whose body ran more than ``n`` statements.
 - Fixture ``nplusone``: the running test's :class:`sqlaopt.Report`.
+- ``--sqlaopt-batched`` / ini ``sqlaopt_batched``: ``report`` (default: an N+1 that
+  :func:`sqlaopt.batch` already batched is in the report but does not fail the test) or
+  ``fail``.
 - ``--sqlaopt-write-baseline FILE`` records today's detections; ``--sqlaopt-baseline FILE``
   fails only on detections that are not in it.
 
@@ -29,6 +32,7 @@ from .detect._scope import Settings
 __all__ = ["nplusone"]
 
 _PLUGIN_MODES = ("raise", "warn", "record", "off")
+_BATCHED = ("report", "fail")
 _scope_key = pytest.StashKey[tuple[Settings, Report]]()
 _baseline_key = pytest.StashKey[set[tuple[str, ...]]]()
 _seen_key = pytest.StashKey[list[dict[str, Any]]]()
@@ -44,6 +48,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail only on detections that are not in FILE")
     parser.addini("sqlaopt_nplusone", "default N+1 mode: raise, warn, record or off",
                   default="raise")
+    # sqlaopt.batching: an N+1 that sqlaopt.batch() already batched is reported, not failed,
+    # unless the suite asks for it.
+    group.addoption("--sqlaopt-batched", choices=_BATCHED, default=None,
+                    help="what a batched N+1 does in raise mode (default: report)")
+    parser.addini("sqlaopt_batched", "batched N+1s in raise mode: report or fail",
+                  default="report")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +65,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode not in _PLUGIN_MODES:
         raise pytest.UsageError(
             f"sqlaopt_nplusone = {mode!r} is not a mode; accepted: {', '.join(_PLUGIN_MODES)}"
+        )
+    batched = config.getoption("--sqlaopt-batched") or config.getini("sqlaopt_batched")
+    if batched not in _BATCHED:
+        raise pytest.UsageError(
+            f"sqlaopt_batched = {batched!r} is not accepted; accepted: {', '.join(_BATCHED)}"
         )
     config.stash[_seen_key] = []
     baseline = config.getoption("--sqlaopt-baseline")
@@ -129,7 +144,10 @@ def _fail_on_new_detections(item: pytest.Item, settings: Settings, report: Repor
     if settings.mode != "raise":
         return
     baseline = item.config.stash[_baseline_key]
-    new = [d for d in report.detections if _baseline_entry(item.nodeid, d) not in baseline]
+    fail_batched = (item.config.getoption("--sqlaopt-batched")
+                    or item.config.getini("sqlaopt_batched")) == "fail"
+    new = [d for d in report.detections if _baseline_entry(item.nodeid, d) not in baseline
+           and (fail_batched or not d.batched)]
     if new:
         listing = "\n".join(f"  {d}" for d in new)
         pytest.fail(

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
+from . import batching
 from .detect._hook import enter, leave
-from .detect._scope import Scope, Settings
+from .detect._scope import Settings
 
 __all__ = ["NPlusOneMiddleware"]
 
@@ -20,35 +22,42 @@ class NPlusOneMiddleware:
     """Run each request, including the iteration of its response body, in its own N+1 scope.
 
     Modes as in :func:`sqlaopt.detect`; the default ``"log"`` logs each distinct N+1 once per
-    request, naming the request method and path.
+    request, naming the request method and path. ``batch=True`` runs each request, body
+    included, under :func:`sqlaopt.batch`.
     """
 
     def __init__(
-        self, app: WSGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = ()
+        self, app: WSGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
+        batch: bool = False,
     ) -> None:
         self.app = app
         self.settings = Settings.checked(mode, threshold, allow)
+        self.batch = batching.checked_flag(batch, "batch")  # sqlaopt.batching, per request
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        if self.settings.mode == "off":
+        if self.settings.mode == "off" and not self.batch:
             return self.app(environ, start_response)
-        label = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
-        scope, token = enter(self.settings, label=label)
+        request = ExitStack()  # what the request opened, closed with its body
+        if self.batch:
+            request.enter_context(batching.batch())  # sqlaopt.batching
+        if self.settings.mode != "off":
+            label = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
+            request.callback(leave, *enter(self.settings, label=label))
         try:
             body = self.app(environ, start_response)
         except BaseException:
-            leave(scope, token)
+            request.close()
             raise
-        return _ClosingBody(body, scope, token)
+        return _ClosingBody(body, request)
 
 
 class _ClosingBody:
     """The response body; the request's scope ends when the server closes it (PEP 3333)."""
 
-    def __init__(self, body: Iterable[bytes], scope: Scope, token: Any) -> None:
-        self._body, self._scope, self._token = body, scope, token
+    def __init__(self, body: Iterable[bytes], request: ExitStack) -> None:
+        self._body, self._request = body, request
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -63,4 +72,4 @@ class _ClosingBody:
             if close is not None:
                 close()
         finally:
-            leave(self._scope, self._token)
+            self._request.close()

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
+from .. import batching
 from .._errors import QueryBudgetError
 from ._hook import QueryCount, close_counter, enter, install_defaults, leave, open_counter
 from ._report import Report
@@ -98,18 +99,24 @@ def _with_frame(frame: FrameType) -> FrameType:
     return frame
 
 
-def install(mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = ()) -> None:
+def install(
+    mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = (), batch: bool = False
+) -> None:
     """Detect N+1s process-wide, outside explicit scopes: each Session is its own scope.
 
     Meant for production: ``"log"`` writes one WARNING per distinct N+1 per Session on the
     ``sqlaopt.nplusone`` logger the moment it is found. Calling it again replaces the settings
-    (for sessions that begin a transaction afterwards); it is idempotent.
+    (for sessions that begin a transaction afterwards); it is idempotent. ``batch=True`` also
+    turns on :func:`sqlaopt.batch` process-wide (batched N+1s are still logged, once each).
     """
-    install_defaults(Settings.checked(mode, threshold, allow))
+    settings = Settings.checked(mode, threshold, allow)
+    batching.install(batch, flag="batch")
+    install_defaults(settings)
 
 
 def uninstall() -> None:
-    """Undo :func:`install`; idempotent. Explicit scopes keep working."""
+    """Undo :func:`install` (batching included); idempotent. Explicit scopes keep working."""
+    batching.uninstall()
     install_defaults(None)
 
 

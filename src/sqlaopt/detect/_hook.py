@@ -90,21 +90,24 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
     site = capture(scope.anchor, 3, scope.last_site)
     if site is None:
         return
-    key = (load.kind, target, _lane(), site[0])
+    key = (load.kind, target, _lane(), site[0], load.served > 0)
     counts = scope.counts
-    count = counts.get(key, 0) + 1
+    previous = counts.get(key, 0)
+    count = previous + (load.served or 1)
     if len(counts) >= _MAX_KEYS:
         counts.clear()
     counts[key] = count
-    threshold = scope.settings.threshold
+    threshold = 1 if load.served else scope.settings.threshold  # batched: once per location
     if count < threshold:
         return
-    if count > threshold:
+    if previous >= threshold:
         scope.bump(key, count)
         return
     detection = build_detection(load, CallSite(*site), context, statement, count)
-    if scope.add(detection, key) and (scope.settings.mode == "raise" or not scope.explicit):
-        emit(detection, scope.settings.mode)
+    mode = scope.settings.mode
+    if scope.add(detection, key) and (mode == "raise" or not scope.explicit) \
+            and not (load.served and mode == "raise"):  # a batched load never raises
+        emit(detection, mode)
 
 
 def _target(load: Load, context: ExecutionContext, statement: str) -> tuple[Load, object]:

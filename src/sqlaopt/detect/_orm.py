@@ -24,6 +24,8 @@ from typing import Any, Final
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Mapper, RelationshipProperty
 
+from ..batching import BATCHED_OPTION
+
 __all__ = ["COLUMN", "IGNORE", "LAZY", "STATEMENT", "Load", "classify"]
 
 IGNORE: Final = 0  # writes, DDL and eager-loader sub-queries
@@ -35,12 +37,13 @@ COLUMN: Final = 3
 class Load:
     """A classified statement: its kind and, for ORM loads, what is being loaded."""
 
-    __slots__ = ("kind", "path", "state")
+    __slots__ = ("kind", "path", "served", "state")
 
-    def __init__(self, kind: int, path: Any = None, state: Any = None) -> None:
+    def __init__(self, kind: int, path: Any = None, state: Any = None, served: int = 0) -> None:
         self.kind = kind
         self.path = path
         self.state = state
+        self.served = served  # sqlaopt.batching: loads one batch statement replaced (0: none)
 
     @property
     def relationship(self) -> RelationshipProperty[Any] | None:
@@ -89,12 +92,23 @@ def _reads(context: ExecutionContext) -> bool:
     return sql.lstrip(" \t\r\n(").upper().startswith(_READ_KEYWORDS)
 
 
+def _batched(batched: Any, context: ExecutionContext) -> Load:
+    if batched.column:
+        return Load(COLUMN, None, batched.state, batched.served)
+    compile_state = getattr(context.compiled, "compile_state", None)
+    path = getattr(getattr(compile_state, "compile_options", None), "_current_path", None)
+    return Load(LAZY, path, batched.state, batched.served)
+
+
 def classify(context: ExecutionContext) -> Load:
     """Classify the statement about to run in ``context``."""
     default: Any = context  # the flags below live on DefaultExecutionContext
     if default.isinsert or default.isupdate or default.isdelete or default.isddl:
         return _IGNORE
     options = context.execution_options
+    batched = options.get(BATCHED_OPTION)  # sqlaopt.batching: one statement for many loads
+    if batched is not None:
+        return _batched(batched, context)
     load_options = options.get("_sa_orm_load_options")
     if load_options is None:
         return _STATEMENT if _reads(context) else _IGNORE

@@ -40,6 +40,10 @@ class Detection:
     """The SQL that was repeated."""
     context: str | None = None
     """What the scope was serving, e.g. ``"GET /appointments"`` under the middleware."""
+    batched: bool = False
+    """True when :func:`sqlaopt.batch` already loaded it for all peers in one statement per
+    ``max_batch`` keys (``count`` is then the instances served): worth fixing for good, never
+    an error by itself."""
 
     @property
     def target(self) -> str:
@@ -57,13 +61,16 @@ class Detection:
             "suggestion": self.suggestion,
             "statement": self.statement,
             "context": self.context,
+            "batched": self.batched,
         }
 
     def __str__(self) -> str:
         where = f" [{self.context}]" if self.context else ""
         sql = re.sub(r"\s+", " ", self.statement).strip()
+        what = (f"batch-loaded for {self.count} instances" if self.batched  # sqlaopt.batching
+                else f"{_VERBS[self.kind]} {self.count} times")
         return (
-            f"N+1 {self.kind}: {self.target} {_VERBS[self.kind]} {self.count} times at "
+            f"N+1 {self.kind}: {self.target} {what} at "
             f"{self.location}{where}; fix: {self.suggestion}; SQL: {sql}"
         )
 

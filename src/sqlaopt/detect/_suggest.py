@@ -50,7 +50,7 @@ def _lazy(load: Load, site: CallSite, statement: str, count: int) -> Detection:
         fix += f" or use {preset}"
     last = rels[-1]
     return Detection("lazy_load", last.parent.class_.__name__, last.key, count,
-                     site.location, fix, statement)
+                     site.location, fix, statement, batched=load.served > 0)
 
 
 def _column(load: Load, site: CallSite, statement: str, count: int) -> Detection:
@@ -65,7 +65,8 @@ def _column(load: Load, site: CallSite, statement: str, count: int) -> Detection
             f"load the rows once: select({model}).where({model}.id.in_(ids))"
             ".execution_options(populate_existing=True), or Session(expire_on_commit=False)"
         )
-    return Detection("column_load", model, name, count, site.location, fix, statement)
+    return Detection("column_load", model, name, count, site.location, fix, statement,
+                     batched=load.served > 0)
 
 
 def _column_name(mapper: Mapper[Any] | None, state: Any, site: CallSite) -> str:

@@ -1,0 +1,262 @@
+"""Batching a relationship's lazy load over the instance's peers.
+
+The batch is the lazy statement SQLAlchemy built for the one instance, widened to all peers:
+same target entity, same loader options and current path, same ``order_by``, same execution
+options, run through ``ORMExecuteState.invoke_statement`` so that later event handlers see it
+in place of the lazy statement. Two shapes, as SQLAlchemy's select-IN loader has:
+
+- **per key** (the join is ``local = remote`` equalities plus criteria on the target side):
+  ``SELECT target, remote... FROM target [JOIN secondary] WHERE (remote...) IN (:values)``,
+  the values read from each peer in memory, exactly as its own lazy load would bind them;
+- **through the parent** (any other join condition): ``SELECT target, parent.pk... FROM
+  parent_alias JOIN target ON <the relationship> WHERE parent.pk IN (:keys)``; peers whose
+  join columns have unflushed changes are left to their own lazy load, since the database
+  holds the old values.
+
+Rows are grouped per peer and set with ``set_committed_value`` (no history, no events, as an
+eager loader does) on peers that still lack the attribute; the triggering instance gets its
+rows back as the lazy statement's result.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy.engine import FrozenResult, Result, Row
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.orm import InstanceState, ORMExecuteState, RelationshipProperty, aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import UnmappedColumnError
+from sqlalchemy.sql.elements import ColumnElement
+
+from ._info import BATCHED_OPTION, KEYS_PARAMETER, Batched
+from ._peers import peers_of
+from ._sa import carry_loader_context, equality_join, lazy_callable, load_signature
+
+__all__ = ["OPT_OUT_KEY", "RelationshipBatch", "plan_relationship"]
+
+OPT_OUT_KEY: Final = "sqlaopt_batch"
+"""``relationship(..., info={"sqlaopt_batch": False})`` keeps that relationship lazy."""
+
+
+GroupKey = tuple[Any, ...]
+"""The values a peer's rows are grouped under: its join values, or its primary key."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one relationship is batched (computed once per relationship)."""
+
+    per_key: bool
+    local_keys: tuple[str, ...]
+    """Parent attributes the join reads: the values bound per key, or the columns whose
+    unflushed changes exclude a peer from a batch through the parent."""
+    remote: tuple[ColumnElement[Any], ...]
+    """Per key: the target-side columns compared with the local values."""
+    filters: tuple[ColumnElement[Any], ...]
+    """Per key: the join's criteria on the target side alone."""
+    parent_keys: tuple[str, ...]
+    """The parent's primary-key attributes (grouping for a batch through the parent)."""
+
+
+_shapes: weakref.WeakKeyDictionary[RelationshipProperty[Any], _Shape | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shape(rel: RelationshipProperty[Any]) -> _Shape | None:
+    if rel not in _shapes:
+        _shapes[rel] = _analyse(rel)
+    return _shapes[rel]
+
+
+def _analyse(rel: RelationshipProperty[Any]) -> _Shape | None:
+    parent = rel.parent
+    try:
+        parent_keys = tuple(parent.get_property_by_column(c).key for c in parent.primary_key)
+        joined = equality_join(rel.primaryjoin)
+        if joined is not None:
+            pairs, filters = joined
+            local_keys = tuple(parent.get_property_by_column(local).key for local, _ in pairs)
+            return _Shape(True, local_keys, tuple(r for _, r in pairs), tuple(filters),
+                          parent_keys)
+        local_keys = tuple(parent.get_property_by_column(c).key for c in rel.local_columns)
+    except UnmappedColumnError:  # the join reads a parent column no attribute maps
+        return None
+    return _Shape(False, local_keys, (), (), parent_keys)
+
+
+@dataclass
+class RelationshipBatch:
+    """A planned batch: the peers in order (the triggering state first) and how to load them."""
+
+    execute_state: ORMExecuteState
+    rel: RelationshipProperty[Any]
+    shape: _Shape
+    peers: list[tuple[InstanceState[Any], GroupKey]]
+    """(state, the key its rows are grouped under)."""
+    max_batch: int
+
+    def run(self) -> Result[Any]:
+        state = self.peers[0][0]
+        first: FrozenResult[Any] | None = None
+        own_rows: list[Row[Any]] = []
+        for start in range(0, len(self.peers), self.max_batch):
+            chunk = self.peers[start:start + self.max_batch]
+            frozen = self._execute(chunk, state)
+            rows = _grouped(frozen)
+            if first is None:
+                first, own_rows = frozen, rows.get(chunk[0][1], [])
+            for member, key in chunk[1:] if start == 0 else chunk:
+                _populate(member, self.rel, rows.get(key, []))
+        assert first is not None
+        return first.with_new_rows(own_rows)()
+
+    def _execute(
+        self, chunk: list[tuple[InstanceState[Any], GroupKey]], state: InstanceState[Any]
+    ) -> FrozenResult[Any]:
+        keys: list[GroupKey] = list(dict.fromkeys(key for _, key in chunk))
+        statement = _statement(self.rel, self.shape, self.execute_state.statement, len(keys[0]))
+        values = keys if len(keys[0]) > 1 else [key[0] for key in keys]
+        result = self.execute_state.invoke_statement(
+            statement=statement,
+            params={KEYS_PARAMETER: values},
+            execution_options={BATCHED_OPTION: Batched(state, len(chunk), column=False)},
+        )
+        return result.freeze()
+
+
+def plan_relationship(
+    execute_state: ORMExecuteState, max_batch: int, refuse: Callable[[str], None]
+) -> RelationshipBatch | None:
+    """Plan the batch for a lazy load, or None (after telling ``refuse`` why) to let it run
+    as it is."""
+    state = execute_state.lazy_loaded_from
+    path = execute_state.loader_strategy_path
+    rel = path[-1] if path is not None else None
+    if state is None or not isinstance(rel, RelationshipProperty):
+        return None
+    if rel.info.get(OPT_OUT_KEY, True) is False:
+        refuse(f"{rel} has info={{'{OPT_OUT_KEY}': False}}")
+        return None
+    shape = _shape(rel)
+    if shape is None:
+        refuse(f"{rel} joins on a column its parent does not map")
+        return None
+    group_key = _group_key(shape)
+    own_key = group_key(state)
+    if own_key is None:
+        refuse(f"{rel}: the instance's join columns are unloaded, None or changed")
+        return None
+    session = execute_state.session
+    deleted = {id(obj) for obj in session.deleted}  # marked for deletion: the flush may go first
+    if id(state.obj()) in deleted:
+        refuse(f"{rel}: the instance is marked for deletion")
+        return None
+    peers = [(state, own_key)]
+    signature, loader = load_signature(state), lazy_callable(state, rel.key)
+    for member in peers_of(session, state):
+        if member is state or id(member.obj()) in deleted:
+            continue
+        key = group_key(member) if _wants(member, state, rel, signature, loader) else None
+        if key is not None:
+            peers.append((member, key))
+    if len(peers) < 2:
+        refuse(f"{rel}: no peer of the instance needs it")
+        return None
+    return RelationshipBatch(execute_state, rel, shape, peers, max_batch)
+
+
+def _wants(
+    member: InstanceState[Any],
+    state: InstanceState[Any],
+    rel: RelationshipProperty[Any],
+    signature: tuple[Any, Any],
+    loader: Any,
+) -> bool:
+    """Whether ``member`` still lacks ``rel`` and would build the same lazy statement."""
+    return (
+        member.key is not None
+        and member.session_id == state.session_id
+        and rel.key not in member.dict
+        and member.mapper.isa(rel.parent)
+        and load_signature(member) == signature
+        and lazy_callable(member, rel.key) is loader
+    )
+
+
+def _group_key(shape: _Shape) -> Callable[[InstanceState[Any]], tuple[Any, ...] | None]:
+    if shape.per_key:
+        local_keys = shape.local_keys
+
+        def local_values(member: InstanceState[Any]) -> tuple[Any, ...] | None:
+            values = member.dict
+            if not all(key in values for key in local_keys):
+                return None  # expired: its own load refreshes it first
+            key = tuple(values[k] for k in local_keys)
+            return None if None in key else key
+
+        return local_values
+
+    def primary_key(member: InstanceState[Any]) -> tuple[Any, ...] | None:
+        if any(key in member.committed_state for key in shape.local_keys):
+            return None  # unflushed change: the database still has the old value
+        identity = member.key
+        return tuple(identity[1]) if identity is not None else None
+
+    return primary_key
+
+
+def _statement(
+    rel: RelationshipProperty[Any], shape: _Shape, lazy_statement: Any, width: int
+) -> Any:
+    target = rel.entity.entity
+    keys: Any = bindparam(KEYS_PARAMETER, expanding=True)
+    if shape.per_key:
+        statement = select(target, *shape.remote)
+        if rel.secondary is not None:
+            statement = statement.join(rel.secondary, rel.secondaryjoin)
+        compared: Any = shape.remote[0] if width == 1 else tuple_(*shape.remote)
+        statement = statement.where(compared.in_(keys), *shape.filters)
+    else:
+        parent = aliased(rel.parent, flat=True)
+        pk = [getattr(parent, key) for key in shape.parent_keys]
+        compared = pk[0] if width == 1 else tuple_(*pk)
+        statement = (
+            select(target, *pk)
+            .select_from(parent)
+            .join(getattr(parent, rel.key).of_type(target))
+            .where(compared.in_(keys))
+        )
+    if rel.order_by:
+        statement = statement.order_by(*rel.order_by)
+    statement = statement.execution_options(**lazy_statement.get_execution_options())
+    return carry_loader_context(statement, lazy_statement)
+
+
+def _grouped(frozen: FrozenResult[Any]) -> dict[GroupKey, list[Row[Any]]]:
+    rows: dict[GroupKey, list[Row[Any]]] = {}
+    for row in frozen():
+        rows.setdefault(tuple(row[1:]), []).append(row)
+    return rows
+
+
+def _populate(member: InstanceState[Any], rel: RelationshipProperty[Any],
+              rows: list[Row[Any]]) -> None:
+    """Set the loaded value on a peer unless it got one meanwhile (or is gone)."""
+    instance = member.obj()
+    if instance is None or rel.key in member.dict:
+        return
+    targets = list({id(row[0]): row[0] for row in rows}.values())
+    if rel.uselist:
+        set_committed_value(instance, rel.key, targets)
+        return
+    if len(targets) > 1:
+        warnings.warn(f"Multiple rows returned with uselist=False for batch-loaded attribute "
+                      f"'{rel}'", SAWarning, stacklevel=2)
+    set_committed_value(instance, rel.key, targets[0] if targets else None)
