@@ -47,7 +47,8 @@ class batch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        leave(*self._open.pop())
+        token, previous = self._open.pop()
+        leave(token, self.settings, previous)
 
     def __call__(self, function: F) -> F:
         if not callable(function):
@@ -64,7 +65,7 @@ class batch:
                 try:
                     return await wrapped(*args, **kwargs)
                 finally:
-                    leave(token, None)
+                    leave(token, settings, None)
 
             return run_async(function)  # type: ignore[return-value]
 
@@ -74,7 +75,7 @@ class batch:
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                leave(token, None)
+                leave(token, settings, None)
 
         return run(function)  # type: ignore[return-value]
 

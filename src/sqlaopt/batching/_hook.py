@@ -18,7 +18,7 @@ from .._errors import BatchError
 from ._columns import plan_columns
 from ._info import BATCHED_OPTION
 from ._relationships import plan_relationship
-from ._sa import allows_autoflush, is_eager_subquery
+from ._sa import allows_autoflush, drop_inherited_yield_per, is_eager_subquery
 from ._settings import Settings, active, use_listener
 
 __all__ = ["STATEMENT_OPTION", "on_orm_execute"]
@@ -41,9 +41,11 @@ _NO_BATCH: Final = _NoBatch()
 
 
 def on_orm_execute(execute_state: ORMExecuteState) -> Result[Any] | None:
+    local_options = execute_state.local_execution_options
+    if "yield_per" in local_options and is_eager_subquery(execute_state):
+        drop_inherited_yield_per(execute_state)  # for any listener, on or off: see _sa
     settings = active()
-    if settings is None or not execute_state.is_select \
-            or BATCHED_OPTION in execute_state.local_execution_options:
+    if settings is None or not execute_state.is_select or BATCHED_OPTION in local_options:
         return None
     if not (execute_state.is_relationship_load or execute_state.is_column_load):
         _carry_opt_out(execute_state)

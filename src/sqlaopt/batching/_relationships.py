@@ -93,42 +93,47 @@ def _analyse(rel: RelationshipProperty[Any]) -> _Shape | None:
 
 @dataclass
 class RelationshipBatch:
-    """A planned batch: the peers in order (the triggering state first) and how to load them."""
+    """A planned batch: the peers grouped by the key their rows come under, the triggering
+    state's key first."""
 
     execute_state: ORMExecuteState
     rel: RelationshipProperty[Any]
     shape: _Shape
-    peers: list[tuple[InstanceState[Any], GroupKey]]
-    """(state, the key its rows are grouped under)."""
+    state: InstanceState[Any]
+    peers: dict[GroupKey, list[InstanceState[Any]]]
     max_batch: int
 
     def run(self) -> Result[Any]:
-        state = self.peers[0][0]
-        first: FrozenResult[Any] | None = None
-        own_rows: list[Row[Any]] = []
-        for start in range(0, len(self.peers), self.max_batch):
-            chunk = self.peers[start:start + self.max_batch]
-            frozen = self._execute(chunk, state)
-            rows = _grouped(frozen)
-            if first is None:
-                first, own_rows = frozen, rows.get(chunk[0][1], [])
-            for member, key in chunk[1:] if start == 0 else chunk:
-                _populate(member, self.rel, rows.get(key, []))
-        assert first is not None
-        return first.with_new_rows(own_rows)()
+        keys = list(self.peers)
+        own: Result[Any] | None = None
+        for start in range(0, len(keys), self.max_batch):
+            chunk = keys[start:start + self.max_batch]
+            rows, shape = self._execute(chunk)
+            if own is None:  # the triggering state's rows, as the lazy statement's result
+                own = shape.with_new_rows(rows.get(keys[0], []))()
+            for key in chunk:
+                found = rows.get(key, [])
+                for member in self.peers[key]:
+                    if member is not self.state:
+                        _populate(member, self.rel, found)
+        assert own is not None
+        return own
 
     def _execute(
-        self, chunk: list[tuple[InstanceState[Any], GroupKey]], state: InstanceState[Any]
-    ) -> FrozenResult[Any]:
-        keys: list[GroupKey] = list(dict.fromkeys(key for _, key in chunk))
+        self, keys: list[GroupKey]
+    ) -> tuple[dict[GroupKey, list[Row[Any]]], FrozenResult[Any]]:
+        """Run one IN list: its rows grouped by key, and the result's shape (no rows)."""
         statement = _statement(self.rel, self.shape, self.execute_state.statement, len(keys[0]))
-        values = keys if len(keys[0]) > 1 else [key[0] for key in keys]
+        served = sum(len(self.peers[key]) for key in keys)
         result = self.execute_state.invoke_statement(
             statement=statement,
-            params={KEYS_PARAMETER: values},
-            execution_options={BATCHED_OPTION: Batched(state, len(chunk), column=False)},
+            params={KEYS_PARAMETER: keys if len(keys[0]) > 1 else [key[0] for key in keys]},
+            execution_options={BATCHED_OPTION: Batched(self.state, served, column=False)},
         )
-        return result.freeze()
+        rows: dict[GroupKey, list[Row[Any]]] = {}
+        for row in result:
+            rows.setdefault(tuple(row[1:]), []).append(row)
+        return rows, result.freeze()
 
 
 def plan_relationship(
@@ -158,18 +163,20 @@ def plan_relationship(
     if id(state.obj()) in deleted:
         refuse(f"{rel}: the instance is marked for deletion")
         return None
-    peers = [(state, own_key)]
+    peers = {own_key: [state]}
     signature, loader = load_signature(state), lazy_callable(state, rel.key)
+    found = 0
     for member in peers_of(session, state):
         if member is state or id(member.obj()) in deleted:
             continue
         key = group_key(member) if _wants(member, state, rel, signature, loader) else None
         if key is not None:
-            peers.append((member, key))
-    if len(peers) < 2:
+            peers.setdefault(key, []).append(member)
+            found += 1
+    if not found:
         refuse(f"{rel}: no peer of the instance needs it")
         return None
-    return RelationshipBatch(execute_state, rel, shape, peers, max_batch)
+    return RelationshipBatch(execute_state, rel, shape, state, peers, max_batch)
 
 
 def _wants(
@@ -237,13 +244,6 @@ def _statement(
         statement = statement.order_by(*rel.order_by)
     statement = statement.execution_options(**lazy_statement.get_execution_options())
     return carry_loader_context(statement, lazy_statement)
-
-
-def _grouped(frozen: FrozenResult[Any]) -> dict[GroupKey, list[Row[Any]]]:
-    rows: dict[GroupKey, list[Row[Any]]] = {}
-    for row in frozen():
-        rows.setdefault(tuple(row[1:]), []).append(row)
-    return rows
 
 
 def _populate(member: InstanceState[Any], rel: RelationshipProperty[Any],

@@ -33,11 +33,13 @@ from typing import Any, Final
 from sqlalchemy.orm import InstanceState, ORMExecuteState, Session
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ColumnClause
+from sqlalchemy.util import immutabledict
 
 __all__ = [
     "RUNID",
     "allows_autoflush",
     "carry_loader_context",
+    "drop_inherited_yield_per",
     "equality_join",
     "identity_states_newest_first",
     "is_eager_subquery",
@@ -99,6 +101,19 @@ def carry_loader_context(batch: Any, lazy_statement: Any) -> Any:
 def is_eager_subquery(execute_state: ORMExecuteState) -> bool:
     """A selectin/subquery/immediate loader's statement (which also names a parent state)."""
     return "sa_top_level_orm_context" in execute_state.execution_options
+
+
+def drop_inherited_yield_per(execute_state: ORMExecuteState) -> None:
+    """Keep a ``yield_per`` inherited from the parent statement away from an eager loader's
+    sub-query. With any ``do_orm_execute`` listener registered, SQLAlchemy before the fix of
+    its issue #13301 (2.0.25 included) re-reads the merged options after the listeners and
+    turns it into the sub-query's own ``yield_per``, which then fails in ``unique()``. The
+    sub-query is read whole by its loader either way."""
+    options = execute_state.local_execution_options
+    if "yield_per" in options:
+        execute_state.local_execution_options = immutabledict(
+            {key: value for key, value in options.items() if key != "yield_per"}
+        )
 
 
 def allows_autoflush(execute_state: ORMExecuteState) -> bool:

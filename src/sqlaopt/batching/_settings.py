@@ -79,18 +79,20 @@ def _release() -> None:
 
 def enter(settings: Settings) -> Token[Settings | None]:
     """Apply ``settings`` in the current context (a block, a request, a task)."""
-    _acquire()
+    if settings.enabled:
+        _acquire()
     return _block.set(settings)
 
 
-def leave(token: Token[Settings | None], previous: Settings | None) -> None:
-    """End a block opened by :func:`enter`; ``previous`` is restored when the block ends in
-    another context than it began (a WSGI body closed by the server)."""
+def leave(token: Token[Settings | None], settings: Settings, previous: Settings | None) -> None:
+    """End the block :func:`enter` opened with ``settings``; ``previous`` is restored when the
+    block ends in another context than it began (a WSGI body closed by the server)."""
+    if settings.enabled:
+        _release()
     try:
         _block.reset(token)
     except ValueError:
         _block.set(previous)
-    _release()
 
 
 def set_process_default(settings: Settings | None) -> None:
