@@ -69,9 +69,9 @@ def test_unbatched_loads_still_raise(session: Session) -> None:
 
 
 def test_warn_mode_warns_once_per_batched_location(session: Session) -> None:
-    with pytest.warns(sqlaopt.NPlusOneWarning) as warned:
-        with sqlaopt.batch(), sqlaopt.detect("warn"):
-            clients_and_payments(session)
+    with pytest.warns(sqlaopt.NPlusOneWarning) as warned, sqlaopt.batch(), \
+            sqlaopt.detect("warn"):
+        clients_and_payments(session)
     messages = [str(w.message) for w in warned]
     assert len(messages) == 2
     assert all("batch-loaded" in m for m in messages)
