@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import sqlaopt
 from sqlaopt import batching
+from sqlaopt.booking import generate
+from sqlaopt.booking.models import Base as BookingBase
 
 from ..conftest import sqlite_engine
 from .models import Base, build
@@ -61,3 +64,31 @@ def kinds_session(kinds_engine: Engine) -> Iterator[Session]:
     """A Session on the kinds data whose writes are rolled back after the test."""
     with rolled_back(kinds_engine) as session:
         yield session
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def flows_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Generated booking data (2,000 appointments), in a PostgreSQL database of its own next to
+    the run's private one, so the shared booking schema there is left alone."""
+    if request.param == "sqlite":
+        engine = sqlite_engine()
+        generate(engine, appointments=2_000, seed=3)
+        yield engine
+        engine.dispose()
+        return
+    url = make_url(request.getfixturevalue("pg_url"))
+    name = f"{url.database}_batching"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine = create_engine(url.set(database=name))
+    try:
+        BookingBase.metadata.create_all(engine)
+        generate(engine, appointments=2_000, seed=3)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
