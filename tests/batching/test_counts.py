@@ -51,14 +51,27 @@ def test_without_batching_the_loops_are_n_plus_one(kinds_engine: Engine, loop: L
     assert run(kinds_engine, loop, 10, max_batch=0)[0] > 1 + loop.hops
 
 
-@pytest.mark.parametrize("max_batch", [1, 300, 500])
-def test_in_lists_are_chunked_by_max_batch(kinds_engine: Engine, max_batch: int) -> None:
-    """1,000 parents: one IN list per max_batch keys (500, the default, as select-IN loading)."""
+@pytest.mark.parametrize(("n", "max_batch"), [(10, 1), (1_000, 300), (1_000, 500)])
+def test_in_lists_are_chunked_by_max_batch(kinds_engine: Engine, n: int, max_batch: int) -> None:
+    """One IN list per max_batch keys (500, the default, as select-IN loading)."""
     loop = next(loop for loop in LOOPS if loop.name == "one-to-many ordered")
     batch = {"max_batch": max_batch} if max_batch != 500 else {}
-    statements, values = run(kinds_engine, loop, 1_000, **batch)
-    assert statements == 1 + math.ceil(1_000 / max_batch)
-    assert values == expected(kinds_engine, loop, 1_000)
+    statements, values = run(kinds_engine, loop, n, **batch)
+    assert statements == 1 + math.ceil(n / max_batch)
+    assert values == expected(kinds_engine, loop, n)
+
+
+def test_what_several_in_lists_loaded_stays_one_group(kinds_engine: Engine) -> None:
+    """Children loaded by four IN lists are peers of each other: with room for all of them in
+    one list, their toys take one statement, not one per list that loaded them."""
+    with Session(kinds_engine) as session, sqlaopt.count_queries() as queries:
+        parents = session.scalars(select(Parent).order_by(Parent.id)).all()
+        with sqlaopt.batch(max_batch=300):
+            children = [c for p in parents for c in p.children]
+        with sqlaopt.batch(max_batch=5_000):
+            toys = [t.id for c in children for t in c.toys]
+    assert queries.count == 1 + math.ceil(len(parents) / 300) + 1
+    assert len(children) > 1_500 and len(toys) > 1_000
 
 
 def test_many_to_one_chunks_count_distinct_keys(kinds_engine: Engine) -> None:

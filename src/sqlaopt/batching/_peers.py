@@ -21,7 +21,7 @@ from sqlalchemy.orm import InstanceState, Session
 
 from ._sa import RUNID, identity_states_newest_first, identity_states_snapshot
 
-__all__ = ["MAX_SCAN", "peers_of"]
+__all__ = ["MAX_SCAN", "join_runs", "peers_of"]
 
 MAX_SCAN: Final = 100_000
 """Identity-map entries looked at to find one group (about 5 ms); beyond, no batching."""
@@ -29,11 +29,31 @@ _SLICE: Final = 256
 _CACHED_RUNS: Final = 32
 _CACHED_MEMBERS: Final = 200_000
 
-_Group = list["weakref.ref[InstanceState[Any]]"]
+class _Group:
+    """Weak references to the instances of one or more runs (the IN lists of one batch)."""
+
+    __slots__ = ("members", "runs")
+
+    def __init__(self, runs: frozenset[int], members: list[InstanceState[Any]]) -> None:
+        self.runs = runs
+        self.members = [weakref.ref(member) for member in members]
+
+    def live(self) -> list[InstanceState[Any]]:
+        runs = self.runs
+        members: list[InstanceState[Any]] = []
+        for ref in self.members:
+            member = ref()
+            if member is not None and RUNID(member) in runs:
+                members.append(member)
+        return members
+
+
+_NOT_FOUND: Final = _Group(frozenset(), [])
+"""Cached for a run looked for beyond MAX_SCAN: don't walk that far again."""
 
 
 class _SessionGroups:
-    """The groups found in one Session, most recently used last (bounded)."""
+    """The groups found in one Session by run, most recently used last (bounded)."""
 
     __slots__ = ("__weakref__", "groups", "members")
 
@@ -49,16 +69,23 @@ class _SessionGroups:
 
     def put(self, runid: int, group: _Group) -> None:
         previous = self.groups.pop(runid, None)
-        self.members += len(group) - (len(previous) if previous is not None else 0)
+        self.members += len(group.members) - (len(previous.members) if previous else 0)
         self.groups[runid] = group
         while len(self.groups) > _CACHED_RUNS or (
             self.members > _CACHED_MEMBERS and len(self.groups) > 1
         ):
             _, evicted = self.groups.popitem(last=False)
-            self.members -= len(evicted)
+            self.members -= len(evicted.members)
 
 
 _by_session: weakref.WeakKeyDictionary[Session, _SessionGroups] = weakref.WeakKeyDictionary()
+
+
+def _groups(session: Session) -> _SessionGroups:
+    groups = _by_session.get(session)
+    if groups is None:
+        groups = _by_session[session] = _SessionGroups()
+    return groups
 
 
 def peers_of(session: Session, state: InstanceState[Any]) -> list[InstanceState[Any]]:
@@ -67,28 +94,33 @@ def peers_of(session: Session, state: InstanceState[Any]) -> list[InstanceState[
     runid = RUNID(state)
     if runid is None:
         return [state]
-    groups = _by_session.get(session)
-    if groups is None:
-        groups = _by_session[session] = _SessionGroups()
+    groups = _groups(session)
     cached = groups.get(runid)
+    if cached is _NOT_FOUND:
+        return [state]
     if cached is not None:
-        if not cached:  # looked for before, beyond MAX_SCAN: don't walk that far again
-            return [state]
-        members = _live(cached, runid)
+        members = cached.live()
         if any(member is state for member in members):
             return members
     found = _scan(session, runid, state)
-    groups.put(runid, [weakref.ref(member) for member in found] if found else [])
+    groups.put(runid, _Group(frozenset([runid]), found) if found else _NOT_FOUND)
     return found or [state]
 
 
-def _live(group: _Group, runid: int) -> list[InstanceState[Any]]:
-    members = []
-    for ref in group:
-        member = ref()
-        if member is not None and RUNID(member) == runid:
-            members.append(member)
-    return members
+def join_runs(session: Session, loaded: list[list[InstanceState[Any]]]) -> None:
+    """Make the instances that the IN lists of one batch created one group: each list is one
+    execution's targets, of which the ones with its (newest) run id were created by it."""
+    runs: set[int] = set()
+    members: list[InstanceState[Any]] = []
+    for states in loaded:
+        runid = max((r for r in map(RUNID, states) if r is not None), default=None)
+        if runid is not None:
+            runs.add(runid)
+            members.extend(state for state in states if RUNID(state) == runid)
+    if len(runs) > 1:
+        group, groups = _Group(frozenset(runs), members), _groups(session)
+        for runid in runs:
+            groups.put(runid, group)
 
 
 def _scan(session: Session, runid: int, state: InstanceState[Any]) -> list[InstanceState[Any]]:

@@ -30,12 +30,12 @@ from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import FrozenResult, Result, Row
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import InstanceState, ORMExecuteState, RelationshipProperty, aliased
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ._info import BATCHED_OPTION, KEYS_PARAMETER, Batched
-from ._peers import peers_of
+from ._peers import join_runs, peers_of
 from ._sa import carry_loader_context, equality_join, lazy_callable, load_signature
 
 __all__ = ["OPT_OUT_KEY", "RelationshipBatch", "plan_relationship"]
@@ -106,6 +106,7 @@ class RelationshipBatch:
     def run(self) -> Result[Any]:
         keys = list(self.peers)
         own: Result[Any] | None = None
+        loaded: list[list[InstanceState[Any]]] = []
         for start in range(0, len(keys), self.max_batch):
             chunk = keys[start:start + self.max_batch]
             rows, shape = self._execute(chunk)
@@ -116,6 +117,9 @@ class RelationshipBatch:
                 for member in self.peers[key]:
                     if member is not self.state:
                         _populate(member, self.rel, found)
+            loaded.append([instance_state(row[0]) for found in rows.values() for row in found])
+        if len(loaded) > 1:  # what the IN lists loaded are peers of each other, as one result's
+            join_runs(self.execute_state.session, loaded)
         assert own is not None
         return own
 
