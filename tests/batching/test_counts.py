@@ -11,6 +11,7 @@ from sqlalchemy import Engine, distinct, func, select
 from sqlalchemy.orm import Session
 
 import sqlaopt
+from sqlaopt.batching import _peers
 
 from .kinds import LOOPS, Loop
 from .models import Parent
@@ -61,9 +62,15 @@ def test_in_lists_are_chunked_by_max_batch(kinds_engine: Engine, n: int, max_bat
     assert values == expected(kinds_engine, loop, n)
 
 
-def test_what_several_in_lists_loaded_stays_one_group(kinds_engine: Engine) -> None:
+@pytest.mark.parametrize("cache_bound", [None, 2_000])
+def test_what_several_in_lists_loaded_stays_one_group(
+    kinds_engine: Engine, cache_bound: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Children loaded by four IN lists are peers of each other: with room for all of them in
-    one list, their toys take one statement, not one per list that loaded them."""
+    one list, their toys take one statement, not one per list that loaded them. (The group is
+    filed under four run ids but counts once against the cache's bound on members.)"""
+    if cache_bound is not None:
+        monkeypatch.setattr(_peers, "_CACHED_MEMBERS", cache_bound)
     with Session(kinds_engine) as session, sqlaopt.count_queries() as queries:
         parents = session.scalars(select(Parent).order_by(Parent.id)).all()
         with sqlaopt.batch(max_batch=300):

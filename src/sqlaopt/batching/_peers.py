@@ -32,11 +32,12 @@ _CACHED_MEMBERS: Final = 200_000
 class _Group:
     """Weak references to the instances of one or more runs (the IN lists of one batch)."""
 
-    __slots__ = ("members", "runs")
+    __slots__ = ("keys", "members", "runs")
 
     def __init__(self, runs: frozenset[int], members: list[InstanceState[Any]]) -> None:
         self.runs = runs
         self.members = [weakref.ref(member) for member in members]
+        self.keys = 0  # how many run ids the cache files it under
 
     def live(self) -> list[InstanceState[Any]]:
         runs = self.runs
@@ -48,34 +49,42 @@ class _Group:
         return members
 
 
-_NOT_FOUND: Final = _Group(frozenset(), [])
+_NOT_FOUND: Final = frozenset[int]()
 """Cached for a run looked for beyond MAX_SCAN: don't walk that far again."""
 
 
 class _SessionGroups:
-    """The groups found in one Session by run, most recently used last (bounded)."""
+    """The groups found in one Session by run id, most recently used last; bounded in run
+    ids and in members (each group counted once, however many run ids it is filed under)."""
 
     __slots__ = ("__weakref__", "groups", "members")
 
     def __init__(self) -> None:
-        self.groups: OrderedDict[int, _Group] = OrderedDict()
+        self.groups: OrderedDict[int, _Group | frozenset[int]] = OrderedDict()
         self.members = 0
 
-    def get(self, runid: int) -> _Group | None:
+    def get(self, runid: int) -> _Group | frozenset[int] | None:
         group = self.groups.get(runid)
         if group is not None:
             self.groups.move_to_end(runid)
         return group
 
-    def put(self, runid: int, group: _Group) -> None:
-        previous = self.groups.pop(runid, None)
-        self.members += len(group.members) - (len(previous.members) if previous else 0)
+    def put(self, runid: int, group: _Group | frozenset[int]) -> None:
+        self._drop(runid)
         self.groups[runid] = group
+        if isinstance(group, _Group):
+            group.keys += 1
+            self.members += len(group.members) if group.keys == 1 else 0
         while len(self.groups) > _CACHED_RUNS or (
             self.members > _CACHED_MEMBERS and len(self.groups) > 1
         ):
-            _, evicted = self.groups.popitem(last=False)
-            self.members -= len(evicted.members)
+            self._drop(next(iter(self.groups)))
+
+    def _drop(self, runid: int) -> None:
+        group = self.groups.pop(runid, None)
+        if isinstance(group, _Group):
+            group.keys -= 1
+            self.members -= len(group.members) if group.keys == 0 else 0
 
 
 _by_session: weakref.WeakKeyDictionary[Session, _SessionGroups] = weakref.WeakKeyDictionary()
@@ -98,7 +107,7 @@ def peers_of(session: Session, state: InstanceState[Any]) -> list[InstanceState[
     cached = groups.get(runid)
     if cached is _NOT_FOUND:
         return [state]
-    if cached is not None:
+    if isinstance(cached, _Group):
         members = cached.live()
         if any(member is state for member in members):
             return members

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.engine import FrozenResult, Result, Row
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import InstanceState, ORMExecuteState, RelationshipProperty, aliased
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import instance_dict, instance_state, set_committed_value
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -105,39 +105,51 @@ class RelationshipBatch:
 
     def run(self) -> Result[Any]:
         keys = list(self.peers)
+        statement = _statement(self.rel, self.shape, self.execute_state.statement, len(keys[0]))
+        several = len(keys) > self.max_batch
         own: Result[Any] | None = None
         loaded: list[list[InstanceState[Any]]] = []
         for start in range(0, len(keys), self.max_batch):
             chunk = keys[start:start + self.max_batch]
-            rows, shape = self._execute(chunk)
+            targets, own_rows, shape = self._execute(statement, chunk,
+                                                     keys[0] if own is None else None)
             if own is None:  # the triggering state's rows, as the lazy statement's result
-                own = shape.with_new_rows(rows.get(keys[0], []))()
+                own = shape.with_new_rows(own_rows)()
             for key in chunk:
-                found = rows.get(key, [])
+                found = targets.get(key, ())
                 for member in self.peers[key]:
                     if member is not self.state:
                         _populate(member, self.rel, found)
-            loaded.append([instance_state(row[0]) for found in rows.values() for row in found])
-        if len(loaded) > 1:  # what the IN lists loaded are peers of each other, as one result's
+            if several:
+                loaded.append([instance_state(t) for found in targets.values() for t in found])
+        if several:  # what the IN lists loaded are peers of each other, as one result's rows
             join_runs(self.execute_state.session, loaded)
         assert own is not None
         return own
 
     def _execute(
-        self, keys: list[GroupKey]
-    ) -> tuple[dict[GroupKey, list[Row[Any]]], FrozenResult[Any]]:
-        """Run one IN list: its rows grouped by key, and the result's shape (no rows)."""
-        statement = _statement(self.rel, self.shape, self.execute_state.statement, len(keys[0]))
+        self, statement: Any, keys: list[GroupKey], own_key: GroupKey | None
+    ) -> tuple[dict[GroupKey, list[Any]], list[Row[Any]], FrozenResult[Any]]:
+        """Run one IN list: the targets per key (each once, in row order), the rows of
+        ``own_key``, and the result's shape (no rows)."""
         served = sum(len(self.peers[key]) for key in keys)
         result = self.execute_state.invoke_statement(
             statement=statement,
             params={KEYS_PARAMETER: keys if len(keys[0]) > 1 else [key[0] for key in keys]},
             execution_options={BATCHED_OPTION: Batched(self.state, served, column=False)},
         )
-        rows: dict[GroupKey, list[Row[Any]]] = {}
+        targets: dict[GroupKey, list[Any]] = {}
+        own_rows: list[Row[Any]] = []
         for row in result:
-            rows.setdefault(tuple(row[1:]), []).append(row)
-        return rows, result.freeze()
+            key = tuple(row[1:])
+            found = targets.get(key)
+            if found is None:
+                targets[key] = [row[0]]
+            elif not any(target is row[0] for target in found):  # a secondary may repeat
+                found.append(row[0])
+            if key == own_key:
+                own_rows.append(row)
+        return targets, own_rows, result.freeze()
 
 
 def plan_relationship(
@@ -157,8 +169,7 @@ def plan_relationship(
     if shape is None:
         refuse(f"{rel} joins on a column its parent does not map")
         return None
-    group_key = _group_key(shape)
-    own_key = group_key(state)
+    own_key = _group_key(shape)(state, state.dict)
     if own_key is None:
         refuse(f"{rel}: the instance's join columns are unloaded, None or changed")
         return None
@@ -168,12 +179,13 @@ def plan_relationship(
         refuse(f"{rel}: the instance is marked for deletion")
         return None
     peers = {own_key: [state]}
-    signature, loader = load_signature(state), lazy_callable(state, rel.key)
+    wants = _wanting(state, rel, shape)
     found = 0
     for member in peers_of(session, state):
-        if member is state or id(member.obj()) in deleted:
+        obj = member.obj()
+        if obj is None or obj is state.obj() or id(obj) in deleted:
             continue
-        key = group_key(member) if _wants(member, state, rel, signature, loader) else None
+        key = wants(member, instance_dict(obj))
         if key is not None:
             peers.setdefault(key, []).append(member)
             found += 1
@@ -183,38 +195,41 @@ def plan_relationship(
     return RelationshipBatch(execute_state, rel, shape, state, peers, max_batch)
 
 
-def _wants(
-    member: InstanceState[Any],
-    state: InstanceState[Any],
-    rel: RelationshipProperty[Any],
-    signature: tuple[Any, Any],
-    loader: Any,
-) -> bool:
-    """Whether ``member`` still lacks ``rel`` and would build the same lazy statement."""
-    return (
-        member.key is not None
-        and member.session_id == state.session_id
-        and rel.key not in member.dict
-        and member.mapper.isa(rel.parent)
-        and load_signature(member) == signature
-        and lazy_callable(member, rel.key) is loader
-    )
+def _wanting(
+    state: InstanceState[Any], rel: RelationshipProperty[Any], shape: _Shape
+) -> Callable[[InstanceState[Any], dict[str, Any]], GroupKey | None]:
+    """A test of peers: the key a peer's rows come under if it still lacks ``rel`` and would
+    build the same lazy statement as ``state``, else None."""
+    key, parent, mapper, session_id = rel.key, rel.parent, state.mapper, state.session_id
+    signature, loader = load_signature(state), lazy_callable(state, key)
+    group_key = _group_key(shape)
+
+    def wants(member: InstanceState[Any], values: dict[str, Any]) -> GroupKey | None:
+        if key in values or member.key is None or member.session_id != session_id:
+            return None
+        if member.mapper is not mapper and not member.mapper.isa(parent):
+            return None
+        if load_signature(member) != signature or lazy_callable(member, key) is not loader:
+            return None
+        return group_key(member, values)
+
+    return wants
 
 
-def _group_key(shape: _Shape) -> Callable[[InstanceState[Any]], tuple[Any, ...] | None]:
+def _group_key(shape: _Shape) -> Callable[[InstanceState[Any], dict[str, Any]], GroupKey | None]:
     if shape.per_key:
         local_keys = shape.local_keys
 
-        def local_values(member: InstanceState[Any]) -> tuple[Any, ...] | None:
-            values = member.dict
-            if not all(key in values for key in local_keys):
+        def local_values(member: InstanceState[Any], values: dict[str, Any]) -> GroupKey | None:
+            try:
+                key = tuple([values[k] for k in local_keys])
+            except KeyError:
                 return None  # expired: its own load refreshes it first
-            key = tuple(values[k] for k in local_keys)
             return None if None in key else key
 
         return local_values
 
-    def primary_key(member: InstanceState[Any]) -> tuple[Any, ...] | None:
+    def primary_key(member: InstanceState[Any], values: dict[str, Any]) -> GroupKey | None:
         if any(key in member.committed_state for key in shape.local_keys):
             return None  # unflushed change: the database still has the old value
         identity = member.key
@@ -251,12 +266,11 @@ def _statement(
 
 
 def _populate(member: InstanceState[Any], rel: RelationshipProperty[Any],
-              rows: list[Row[Any]]) -> None:
+              targets: Sequence[Any]) -> None:
     """Set the loaded value on a peer unless it got one meanwhile (or is gone)."""
     instance = member.obj()
     if instance is None or rel.key in member.dict:
         return
-    targets = list({id(row[0]): row[0] for row in rows}.values())
     if rel.uselist:
         set_committed_value(instance, rel.key, targets)
         return

@@ -76,8 +76,10 @@ def identity_states_snapshot(session: Session) -> Iterator[InstanceState[Any]]:
 
 def load_signature(state: InstanceState[Any]) -> tuple[Any, Any]:
     """What, besides the key values, shapes the lazy statements of ``state``: the path it was
-    loaded at and the loader options that travel with it."""
-    return getattr(state, "load_path", None), getattr(state, "load_options", None)
+    loaded at (as a tuple of mappers and properties: each execution builds its own path
+    object) and the loader options that travel with it."""
+    path = getattr(state, "load_path", None)
+    return getattr(path, "path", path), getattr(state, "load_options", None)
 
 
 def lazy_callable(state: InstanceState[Any], key: str) -> Any:
