@@ -1,9 +1,9 @@
 """The ``do_orm_execute`` listener: decide whether a statement is a load to batch, and run the
 batch in its place.
 
-Cost where nothing is batched: one ContextVar read per ORM statement while batching is in use
-(the listener is not registered otherwise), plus a dict lookup per top-level select for the
-``sqlaopt_batch`` opt-out. Nothing runs per loaded row.
+Cost where nothing is batched: a ContextVar read and three attribute reads per ORM statement
+while batching is in use (the listener is not registered otherwise), plus two dict lookups per
+top-level select for the ``sqlaopt_batch`` opt-out. Nothing runs per loaded row.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from .._errors import BatchError
 from ._columns import plan_columns
 from ._info import BATCHED_OPTION
 from ._relationships import plan_relationship
-from ._sa import allows_autoflush, drop_inherited_yield_per, is_eager_subquery
+from ._sa import (
+    COLUMN_LOAD,
+    allows_autoflush,
+    drop_inherited_yield_per,
+    is_eager_subquery,
+    load_kind,
+)
 from ._settings import Settings, active, use_listener
 
 __all__ = ["STATEMENT_OPTION", "on_orm_execute"]
@@ -45,25 +51,27 @@ def on_orm_execute(execute_state: ORMExecuteState) -> Result[Any] | None:
     if "yield_per" in local_options and is_eager_subquery(execute_state):
         drop_inherited_yield_per(execute_state)  # for any listener, on or off: see _sa
     settings = active()
-    if settings is None or not execute_state.is_select or BATCHED_OPTION in local_options:
+    if settings is None or BATCHED_OPTION in local_options:
         return None
-    if not (execute_state.is_relationship_load or execute_state.is_column_load):
-        _carry_opt_out(execute_state)
+    kind = load_kind(execute_state)
+    if kind is None:
+        if execute_state.is_select:
+            _carry_opt_out(execute_state)
         return None
     try:
-        plan = _plan(execute_state, settings)
+        plan = _plan(execute_state, settings, kind)
     except Exception as error:  # a bug here must not cost the application its load
         _internal_error(error)
         return None
     return plan.run() if plan is not None else None
 
 
-def _plan(execute_state: ORMExecuteState, settings: Settings) -> Any:
+def _plan(execute_state: ORMExecuteState, settings: Settings, kind: str) -> Any:
     if not allows_autoflush(execute_state) or any(
         isinstance(option, _NoBatch) for option in execute_state.user_defined_options
     ):
         return None
-    if execute_state.is_column_load:
+    if kind == COLUMN_LOAD:
         return plan_columns(execute_state, settings.max_batch)
     if execute_state.lazy_loaded_from is None or is_eager_subquery(execute_state):
         return None

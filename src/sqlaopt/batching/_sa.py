@@ -36,6 +36,8 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ColumnC
 from sqlalchemy.util import immutabledict
 
 __all__ = [
+    "COLUMN_LOAD",
+    "RELATIONSHIP_LOAD",
     "RUNID",
     "allows_autoflush",
     "carry_loader_context",
@@ -45,6 +47,7 @@ __all__ = [
     "is_eager_subquery",
     "is_user_refresh",
     "lazy_callable",
+    "load_kind",
     "load_signature",
     "refresh_request",
 ]
@@ -98,6 +101,21 @@ def carry_loader_context(batch: Any, lazy_statement: Any) -> Any:
         if hasattr(lazy_statement, name):
             setattr(batch, name, getattr(lazy_statement, name))
     return batch
+
+
+COLUMN_LOAD: Final = "column"
+RELATIONSHIP_LOAD: Final = "relationship"
+
+
+def load_kind(execute_state: ORMExecuteState) -> str | None:
+    """:data:`RELATIONSHIP_LOAD`, :data:`COLUMN_LOAD` or None (a top-level statement): what
+    ``is_relationship_load``/``is_column_load`` say, read straight from the statement's
+    compile options (two property calls cost more than the rest of the listener)."""
+    options = getattr(execute_state.statement, "_compile_options", None)
+    if getattr(options, "_for_refresh_state", False):
+        return COLUMN_LOAD
+    path = getattr(options, "_current_path", None)
+    return RELATIONSHIP_LOAD if path and not path.is_root else None
 
 
 def is_eager_subquery(execute_state: ORMExecuteState) -> bool:
