@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from contextvars import Token
 from types import TracebackType
 from typing import Any, TypeVar
 
-import wrapt
-
+from .._decorate import each_call_inside
 from . import _hook  # noqa: F401  (registers the listener with _settings)
 from ._settings import DEFAULT_MAX_BATCH, Settings, current_block, enter, leave
 from ._settings import set_process_default as _set_process_default
@@ -51,33 +49,9 @@ class batch:
         leave(token, self.settings, previous)
 
     def __call__(self, function: F) -> F:
-        if not callable(function):
-            raise TypeError(
-                "sqlaopt.batch(...) decorates a function or method (sync or async); "
-                f"got {type(function).__name__} {function!r}"
-            )
         settings = self.settings
-        if inspect.iscoroutinefunction(function):
-
-            @wrapt.decorator
-            async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                token = enter(settings)
-                try:
-                    return await wrapped(*args, **kwargs)
-                finally:
-                    leave(token, settings, None)
-
-            return run_async(function)  # type: ignore[return-value]
-
-        @wrapt.decorator
-        def run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            token = enter(settings)
-            try:
-                return wrapped(*args, **kwargs)
-            finally:
-                leave(token, settings, None)
-
-        return run(function)  # type: ignore[return-value]
+        return each_call_inside(function, "sqlaopt.batch(...)", lambda: enter(settings),
+                                lambda token: leave(token, settings, None))
 
     def __repr__(self) -> str:
         return (f"sqlaopt.batch(max_batch={self.settings.max_batch}, "
