@@ -138,17 +138,14 @@ class RelationshipBatch:
             params={KEYS_PARAMETER: keys if len(keys[0]) > 1 else [key[0] for key in keys]},
             execution_options={BATCHED_OPTION: Batched(self.state, served, column=False)},
         )
-        targets: dict[GroupKey, list[Any]] = {}
+        by_key: dict[GroupKey, dict[int, Any]] = {}  # by id: a secondary may repeat a row
         own_rows: list[Row[Any]] = []
         for row in result:
             key = tuple(row[1:])
-            found = targets.get(key)
-            if found is None:
-                targets[key] = [row[0]]
-            elif not any(target is row[0] for target in found):  # a secondary may repeat
-                found.append(row[0])
+            by_key.setdefault(key, {})[id(row[0])] = row[0]
             if key == own_key:
                 own_rows.append(row)
+        targets = {key: list(found.values()) for key, found in by_key.items()}
         return targets, own_rows, result.freeze()
 
 
