@@ -91,9 +91,8 @@ def _carry_opt_out(execute_state: ORMExecuteState) -> None:
         execute_state.statement = execute_state.statement.options(_NO_BATCH)
 
 
-def _refused(reason: str) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("lazy load not batched: %s", reason)
+def _refused(relationship: Any, reason: str) -> None:
+    logger.debug("lazy load of %s not batched: %s", relationship, reason)
 
 
 def _internal_error(error: Exception) -> None:

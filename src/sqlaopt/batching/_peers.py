@@ -4,8 +4,8 @@ Nothing is tracked while rows load (a per-row ``load`` listener alone costs 13-1
 load). SQLAlchemy stamps every instance an execution creates with that execution's ``runid``,
 and the identity map keeps insertion order, so the group is found only when a lazy load fires:
 walk the identity map from its newest entry back to the block of the instance's run, at C speed
-in slices, and stop at the first slice past it. A loop over a fresh result finds its group in
-the last few slices; the group is then cached per Session (weak references only) for the
+in growing slices, and stop at the first slice past it. A loop over a fresh result finds its
+group in the last few slices; the group is then cached per Session (weak references only) for the
 relationship and column loads that follow.
 """
 
@@ -25,6 +25,7 @@ __all__ = ["MAX_SCAN", "join_runs", "peers_of"]
 
 MAX_SCAN: Final = 100_000
 """Identity-map entries looked at to find one group (about 5 ms); beyond, no batching."""
+_FIRST_SLICE: Final = 16  # slices grow to _SLICE: a lone instance costs a few dozen reads
 _SLICE: Final = 256
 _CACHED_RUNS: Final = 32
 _CACHED_MEMBERS: Final = 200_000
@@ -112,7 +113,10 @@ def peers_of(session: Session, state: InstanceState[Any]) -> list[InstanceState[
         if any(member is state for member in members):
             return members
     found = _scan(session, runid, state)
-    groups.put(runid, _Group(frozenset([runid]), found) if found else _NOT_FOUND)
+    if not found:
+        groups.put(runid, _NOT_FOUND)
+    elif len(found) > 1:  # a lone instance is found again at once; it need not push groups out
+        groups.put(runid, _Group(frozenset([runid]), found))
     return found or [state]
 
 
@@ -144,12 +148,13 @@ def _scan_from(
 ) -> list[InstanceState[Any]]:
     found: list[InstanceState[Any]] = []
     seen = False
-    scanned = 0
+    scanned, size = 0, _FIRST_SLICE
     while scanned < MAX_SCAN:
-        chunk = list(islice(newest_first, _SLICE))
+        chunk = list(islice(newest_first, size))
         if not chunk:
             break
         scanned += len(chunk)
+        size = min(2 * size, _SLICE)
         runids = list(map(RUNID, chunk))
         if runid not in runids:
             if seen:

@@ -150,7 +150,8 @@ class RelationshipBatch:
 
 
 def plan_relationship(
-    execute_state: ORMExecuteState, max_batch: int, refuse: Callable[[str], None]
+    execute_state: ORMExecuteState, max_batch: int,
+    refuse: Callable[[RelationshipProperty[Any], str], None],
 ) -> RelationshipBatch | None:
     """Plan the batch for a lazy load, or None (after telling ``refuse`` why) to let it run
     as it is."""
@@ -160,20 +161,20 @@ def plan_relationship(
     if state is None or not isinstance(rel, RelationshipProperty):
         return None
     if rel.info.get(OPT_OUT_KEY, True) is False:
-        refuse(f"{rel} has info={{'{OPT_OUT_KEY}': False}}")
+        refuse(rel, f"info={{'{OPT_OUT_KEY}': False}}")
         return None
     shape = _shape(rel)
     if shape is None:
-        refuse(f"{rel} joins on a column its parent does not map")
+        refuse(rel, "it joins on a column its parent does not map")
         return None
     own_key = _group_key(shape)(state, state.dict)
     if own_key is None:
-        refuse(f"{rel}: the instance's join columns are unloaded, None or changed")
+        refuse(rel, "the instance's join columns are unloaded, None or changed")
         return None
     session = execute_state.session
     deleted = {id(obj) for obj in session.deleted}  # marked for deletion: the flush may go first
     if id(state.obj()) in deleted:
-        refuse(f"{rel}: the instance is marked for deletion")
+        refuse(rel, "the instance is marked for deletion")
         return None
     peers = {own_key: [state]}
     wants = _wanting(state, rel, shape)
@@ -187,7 +188,7 @@ def plan_relationship(
             peers.setdefault(key, []).append(member)
             found += 1
     if not found:
-        refuse(f"{rel}: no peer of the instance needs it")
+        refuse(rel, "no peer of the instance needs it")
         return None
     return RelationshipBatch(execute_state, rel, shape, state, peers, max_batch)
 

@@ -136,15 +136,22 @@ def drop_inherited_yield_per(execute_state: ORMExecuteState) -> None:
         )
 
 
+def _load_options(execute_state: ORMExecuteState) -> Any:
+    """``execute_state.load_options`` without merging every execution option first: the ORM
+    passes its loads' options with the execution."""
+    options = execute_state.local_execution_options.get("_sa_orm_load_options")
+    return options if options is not None else execute_state.load_options
+
+
 def allows_autoflush(execute_state: ORMExecuteState) -> bool:
     """False for loads that SQLAlchemy runs without autoflush: on pending instances and while
     flushing (history and cascade loads). Those are never batched."""
-    return bool(getattr(execute_state.load_options, "_autoflush", False))
+    return bool(getattr(_load_options(execute_state), "_autoflush", False))
 
 
 def is_user_refresh(execute_state: ORMExecuteState) -> bool:
     """``Session.refresh()``: an explicit overwrite of one instance, never batched."""
-    return bool(getattr(execute_state.load_options, "_is_user_refresh", True))
+    return bool(getattr(_load_options(execute_state), "_is_user_refresh", True))
 
 
 def refresh_request(
@@ -152,7 +159,7 @@ def refresh_request(
 ) -> tuple[InstanceState[Any], frozenset[str]] | None:
     """For an expired or deferred attribute load: the instance and the attribute keys that
     SQLAlchemy is about to load for it."""
-    state = getattr(execute_state.load_options, "_refresh_state", None)
+    state = getattr(_load_options(execute_state), "_refresh_state", None)
     compile_options = getattr(execute_state.statement, "_compile_options", None)
     keys = getattr(compile_options, "_only_load_props", None)
     if state is None or not keys:
