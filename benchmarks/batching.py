@@ -19,10 +19,11 @@ each run; times are medians (p50) and 95th percentiles over repetitions, ratios 
 per-repetition ratios, so drift in machine load cancels out. Nothing is asserted.
 
     uv run python benchmarks/batching.py                                   # SQLite in memory
+    uv run python benchmarks/batching.py --clock cpu                       # steadier when busy
     uv run python benchmarks/batching.py --url postgresql+psycopg://postgres@127.0.0.1/postgres
 
-With ``--url`` the data goes into a database of its own, ``sqlaopt_batching_bench``, created
-next to the URL's database and dropped at the end.
+With ``--url`` the data goes into a database of its own (``--database``, default
+``sqlaopt_batching_bench``), created next to the URL's database and dropped at the end.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from sqlaopt.booking import FLOWS, flow_arguments, generate
 from sqlaopt.booking.models import Appointment, Base, Client, Payment
 
 Run = Callable[[Engine], Any]
-BENCH_DATABASE = "sqlaopt_batching_bench"
+BENCH_DATABASE = "sqlaopt_batching_bench"  # default name of the server-side database
 
 
 def batched(run: Run) -> Run:
@@ -119,6 +120,7 @@ def workloads(engine: Engine) -> dict[str, dict[str, Run]]:
 
 
 def measure(engine: Engine, chosen: dict[str, dict[str, Run]], reps: int,
+            clock: Callable[[], float] = time.perf_counter,
             ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, int]]]:
     """Seconds per run (one entry per repetition) and statements, per workload and condition."""
     times = {w: {c: [] for c in conditions} for w, conditions in chosen.items()}
@@ -133,9 +135,9 @@ def measure(engine: Engine, chosen: dict[str, dict[str, Run]], reps: int,
             names = list(conditions)
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 gc.collect()
-                start = time.perf_counter()
+                start = clock()
                 conditions[name](engine)
-                times[workload][name].append(time.perf_counter() - start)
+                times[workload][name].append(clock() - start)
     return times, statements
 
 
@@ -163,7 +165,7 @@ def table(times: dict[str, dict[str, list[float]]],
 
 
 @contextlib.contextmanager
-def database(url: str | None, appointments: int) -> Iterator[Engine]:
+def database(url: str | None, appointments: int, name: str) -> Iterator[Engine]:
     if url is None:
         engine = create_engine("sqlite://", poolclass=StaticPool)
         generate(engine, appointments=appointments, progress=False)
@@ -172,9 +174,9 @@ def database(url: str | None, appointments: int) -> Iterator[Engine]:
         return
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
-        conn.execute(text(f"CREATE DATABASE {BENCH_DATABASE}"))
-    engine = create_engine(make_url(url).set(database=BENCH_DATABASE))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine = create_engine(make_url(url).set(database=name))
     try:
         Base.metadata.create_all(engine)
         generate(engine, appointments=appointments, progress=False)
@@ -182,7 +184,7 @@ def database(url: str | None, appointments: int) -> Iterator[Engine]:
     finally:
         engine.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
 
 
@@ -190,19 +192,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None,
                         help="server URL (default: SQLite in memory); a database of its own "
-                             f"({BENCH_DATABASE}) is created there and dropped")
+                             "(--database) is created there and dropped at the end")
+    parser.add_argument("--database", default=BENCH_DATABASE,
+                        help=f"name of that database (default {BENCH_DATABASE})")
     parser.add_argument("--appointments", type=int, default=12_000,
                         help="generated appointments (default 12,000: 1,000 clients)")
     parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock time, or this process's CPU time (steadier on a busy "
+                             "machine; leaves out the database server's work)")
     args = parser.parse_args()
     logging.getLogger("sqlaopt").addHandler(logging.NullHandler())
     logging.getLogger("sqlaopt").propagate = False
-    with database(args.url, args.appointments) as engine:
+    with database(args.url, args.appointments, args.database) as engine:
         with Session(engine) as session:
             clients = session.scalar(select(func.count(Client.id)))
-        times, statements = measure(engine, workloads(engine), args.reps)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        times, statements = measure(engine, workloads(engine), args.reps, clock)
         print(f"database: {engine.dialect.name}, {args.appointments:,} appointments, "
-              f"{clients:,} clients, {args.reps} repetitions, load average before/after: "
+              f"{clients:,} clients, {args.reps} repetitions, {args.clock} clock, "
+              "load average before/after: "
               f"{' '.join(f'{x:.2f}' for x in LOAD)} / "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
         print(table(times, statements))
