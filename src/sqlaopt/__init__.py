@@ -1,6 +1,7 @@
 """sqlaopt: keep SQLAlchemy 2.x applications fast.
 
 - :func:`detect`, :func:`install`: runtime N+1 detection (raise in tests, log in production);
+- :func:`batch`: automatic batch loading (a loop of lazy loads becomes 1 + depth statements);
 - :func:`eager`, :class:`Preset`, :mod:`sqlaopt.presets`: loader-option presets;
 - :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
 - :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right;
@@ -8,7 +9,15 @@
 - :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates.
 """
 
-from ._errors import NPlusOneError, NPlusOneWarning, PresetError, QueryBudgetError, SqlaoptError
+from ._errors import (
+    BatchError,
+    NPlusOneError,
+    NPlusOneWarning,
+    PresetError,
+    QueryBudgetError,
+    SqlaoptError,
+)
+from .batching import batch
 from .detect import (
     Detection,
     QueryCount,
@@ -28,6 +37,7 @@ from .loading import Preset, assert_loaded, eager
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchError",
     "Detection",
     "NPlusOneError",
     "NPlusOneWarning",
@@ -41,6 +51,7 @@ __all__ = [
     "assert_loaded",
     "assert_max_queries",
     "assert_uses_index",
+    "batch",
     "count_queries",
     "detect",
     "eager",

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from .detect._report import Detection
 
 __all__ = [
+    "BatchError",
     "NPlusOneError",
     "NPlusOneWarning",
     "PresetError",
@@ -46,10 +47,15 @@ class PresetError(SqlaoptError):
     """A loader path or preset names something that does not exist in the target models."""
 
 
+class BatchError(SqlaoptError, ValueError):
+    """``sqlaopt.batch()``, ``install(batch=...)`` or a middleware got a setting it cannot use."""
+
+
 class NPlusOneWarning(Warning):
     """Issued in ``"warn"`` mode, once per N+1 per scope, pointing at the loop's line."""
 
 
 # Shown as ``sqlaopt.NPlusOneError`` in tracebacks, where users import them from.
-for _public in (SqlaoptError, NPlusOneError, QueryBudgetError, PresetError, NPlusOneWarning):
+for _public in (SqlaoptError, NPlusOneError, QueryBudgetError, PresetError, NPlusOneWarning,
+                BatchError):
     _public.__module__ = "sqlaopt"

@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextlib import nullcontext
 from typing import Any
 
+from . import batching
 from .detect._hook import leave
 from .detect._scope import Settings
 from .detect._units import open_request_scope, request_label
@@ -28,28 +30,28 @@ class NPlusOneMiddleware:
     logger when a request first shows it, with the request method and path; its repeats are
     aggregated into one summary record per window (see :func:`sqlaopt.install`). Other modes as
     in :func:`sqlaopt.detect`. ``sample_rate`` is the fraction of requests observed. Nothing of
-    sqlaopt's reaches the application in any mode but ``"raise"``.
+    sqlaopt's reaches the application in any mode but ``"raise"``. ``batch=True`` runs each
+    request under :func:`sqlaopt.batch`.
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        mode: str = "log",
-        threshold: int = 2,
-        allow: Iterable[str] = (),
-        *,
-        sample_rate: float = 1.0,
+        self, app: ASGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
+        *, sample_rate: float = 1.0, batch: bool = False,
     ) -> None:
         self.app = app
         self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+        self.batch = batching.checked_flag(batch, "batch")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with batching.batch() if self.batch else nullcontext():
+            await self._observed(scope, receive, send)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.settings.mode == "off":
             await self.app(scope, receive, send)
             return
-        request_scope = open_request_scope(
-            self.settings, request_label(scope.get("method", "WEBSOCKET"), scope.get("path", ""))
-        )
+        label = request_label(scope.get("method", "WEBSOCKET"), scope.get("path", ""))
+        request_scope = open_request_scope(self.settings, label)
         try:
             await self.app(scope, receive, send)
         finally:

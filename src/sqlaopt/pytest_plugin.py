@@ -5,6 +5,9 @@
 - ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=..., test_loops=...)`` per test;
   ``@pytest.mark.max_queries(n)`` fails a test whose body ran more than ``n`` statements.
 - Fixture ``nplusone``: the running test's :class:`sqlaopt.Report`.
+- ``--sqlaopt-batched`` / ini ``sqlaopt_batched``: ``report`` (default: an N+1 that
+  :func:`sqlaopt.batch` already batched is in the report but does not fail the test) or
+  ``fail``.
 - ``--sqlaopt-write-baseline FILE`` records today's detections (merged across pytest-xdist
   workers); ``--sqlaopt-baseline FILE`` fails only on detections that are not in it.
 
@@ -34,6 +37,7 @@ from .detect._units import close_detached, install_request_units, unit
 __all__ = ["nplusone"]
 
 PLUGIN_MODES = ("fail", "raise", "warn", "log", "record", "off")
+BATCHED = ("report", "fail")
 _SCOPE_MODE = {"fail": "record"}  # the scope collects; the plugin fails the test at the end
 _settings_key = pytest.StashKey[tuple[str, Settings, Report]]()
 _state_key = pytest.StashKey[baseline.SessionState]()
@@ -56,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default="fail")
     parser.addini("sqlaopt_test_loops", "report loops that live in test code", type="bool",
                   default=False)
+    group.addoption("--sqlaopt-batched", choices=BATCHED, default=None,
+                    help="what an N+1 that sqlaopt.batch() already batched does: report "
+                    "(default) or fail")
+    parser.addini("sqlaopt_batched", "batched N+1s: report or fail", default="report")
     parser.addini("sqlaopt_library", "packages or directories whose frames are library code",
                   type="linelist", default=[])
 
@@ -68,6 +76,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "max_queries(n): fail if the test body runs > n statements")
     _check_mode(_default_mode(config), "sqlaopt_nplusone")
+    batched = config.getoption("--sqlaopt-batched") or config.getini("sqlaopt_batched")
+    if batched not in BATCHED:
+        raise pytest.UsageError(
+            f"sqlaopt_batched = {batched!r} is not accepted; accepted: {', '.join(BATCHED)}"
+        )
     try:
         treat_as_library(*config.getini("sqlaopt_library"))
     except (TypeError, ValueError) as error:
@@ -227,7 +240,9 @@ def _budget(item: pytest.Item) -> int | None:
 def _fail_on_new_detections(item: pytest.Item, mode: str, scope: Scope) -> None:
     if mode not in ("fail", "raise"):
         return
-    new = scope.actionable()
+    fail_batched = (item.config.getoption("--sqlaopt-batched")
+                    or item.config.getini("sqlaopt_batched")) == "fail"
+    new = [d for d in scope.actionable() if fail_batched or not d.batched]
     if new:
         failure = pytest.fail.Exception(baseline.failure_text(item.nodeid, new), pytrace=False)
         _raise_at(new[0].loop or new[0].location, failure)

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from . import batching
 from .detect._hook import leave
 from .detect._scope import Scope, Settings, active_scope
 from .detect._units import close_detached, detach, finish, open_request_scope, request_label
@@ -23,54 +25,65 @@ class NPlusOneMiddleware:
     Modes as in :func:`sqlaopt.detect`; the default ``"log"`` logs each distinct N+1 naming
     the request method and path (aggregated as in :func:`sqlaopt.install`). The scope ends
     when the server closes the response body; a body that is never closed (a test client's
-    unread response) has its scope closed at the next request.
+    unread response) has its scope closed at the next request. ``batch=True`` runs the
+    request, body included, under :func:`sqlaopt.batch`.
     """
 
     def __init__(
         self, app: WSGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
-        *, sample_rate: float = 1.0,
+        *, sample_rate: float = 1.0, batch: bool = False,
     ) -> None:
         self.app = app
         self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+        self.batch = batching.checked_flag(batch, "batch")
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        if self.settings.mode == "off":
-            return self.app(environ, start_response)
-        close_detached()  # bodies of earlier requests that were never closed
-        label = request_label(environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", ""))
-        scope = open_request_scope(self.settings, label)
-        if scope is None:
+        scope = None
+        if self.settings.mode != "off":
+            close_detached()  # bodies of earlier requests that were never closed
+            scope = open_request_scope(self.settings, request_label(
+                environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", "")))
+        if scope is None and not self.batch:
             return self.app(environ, start_response)
         try:
-            body = self.app(environ, start_response)
+            with self._batching():
+                body = self.app(environ, start_response)
         except BaseException:
-            leave(scope)
+            if scope is not None:
+                leave(scope)
             raise
-        # Between the call and the server's iteration the scope must not be the caller's
-        # (a test's own statements after an unread response are not the request's).
-        detach(scope)
-        return _ClosingBody(body, scope)
+        if scope is not None:
+            # Between the call and the server's iteration the scope must not be the caller's
+            # (a test's own statements after an unread response are not the request's).
+            detach(scope)
+        return _ClosingBody(body, scope, self._batching)
+
+    def _batching(self) -> AbstractContextManager[object]:
+        return batching.batch() if self.batch else nullcontext()
 
 
 class _ClosingBody:
-    """The response body; the request's scope is active while it is iterated and ends when
-    the server closes it (PEP 3333)."""
+    """The response body; the request's scope (and batching) is active while it is iterated,
+    and the scope ends when the server closes the body (PEP 3333)."""
 
-    def __init__(self, body: Iterable[bytes], scope: Scope) -> None:
-        self._body, self._scope = body, scope
+    def __init__(self, body: Iterable[bytes], scope: Scope | None,
+                 batching: Callable[[], AbstractContextManager[object]]) -> None:
+        self._body, self._scope, self._batching = body, scope, batching
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self._body)
         while True:
-            token = active_scope.set(self._scope)
+            token = active_scope.set(self._scope) if self._scope is not None else None
             try:
-                chunk = next(chunks)
+                with self._batching():
+                    chunk = next(chunks)
             except StopIteration:
                 return
             finally:
-                active_scope.reset(token)
+                if token is not None:
+                    active_scope.reset(token)
             yield chunk
 
     def close(self) -> None:
@@ -79,4 +92,5 @@ class _ClosingBody:
             if close is not None:
                 close()
         finally:
-            finish(self._scope)
+            if self._scope is not None:
+                finish(self._scope)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
+from .. import batching
 from .._errors import QueryBudgetError
 from ._callsite import is_test_code
 from ._emit import DEFAULT_LOG_WINDOW, flush_log_summaries, set_log_window
@@ -121,23 +122,30 @@ def _with_frame(frame: FrameType) -> FrameType:
 
 def install(
     mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = (),
-    sample_rate: float = 1.0, log_window: float = DEFAULT_LOG_WINDOW,
+    sample_rate: float = 1.0, log_window: float = DEFAULT_LOG_WINDOW, batch: bool = False,
 ) -> None:
     """Detect N+1s process-wide, outside explicit scopes: each Session is its own scope.
 
     Meant for production: ``"log"`` writes a WARNING on the ``sqlaopt.nplusone`` logger the
     first time a distinct N+1 is found, then one summary record per ``log_window`` seconds
-    for its repeats. ``sample_rate`` is the fraction of Sessions observed. Calling it again
-    replaces the settings (for sessions that begin a transaction afterwards); it is idempotent.
+    for its repeats. ``sample_rate`` is the fraction of Sessions observed. ``batch=True`` also
+    turns on :func:`sqlaopt.batch` process-wide (batched N+1s are still logged, once each).
+    Calling it again replaces the settings (for sessions that begin a transaction
+    afterwards); it is idempotent.
     """
     settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+    if isinstance(log_window, bool) or not isinstance(log_window, (int, float)) \
+            or log_window < 0:
+        raise ValueError(f"log_window must be a number of seconds >= 0; got {log_window!r}")
+    batching.install(batch, flag="batch")
     set_log_window(log_window)
     install_defaults(settings)
 
 
 def uninstall() -> None:
-    """Undo :func:`install` (writing any pending log summaries); idempotent. Explicit scopes
-    keep working."""
+    """Undo :func:`install` (batching included, writing any pending log summaries);
+    idempotent. Explicit scopes keep working."""
+    batching.uninstall()
     install_defaults(None)
     flush_log_summaries()
 

@@ -143,18 +143,19 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
     site = capture(scope.anchor, 3)
     if site is None:
         return
-    key = (kind, target, lane(), site)
+    served = load.served  # a statement of sqlaopt.batch(): that many loads, reported once
+    key = (kind, target, lane(), site) if not served else (kind, target, lane(), site, True)
     found = scope.found.get(key)
-    if found is not None:  # a loop already reported: one more repeat
+    if found is not None:  # a loop already reported: more repeats
         for detection in found:
-            detection.count += 1
+            detection.count += served or 1
         if kind == LAZY and key in scope.recursive:
             _deepen(scope, key)
         return
-    count = scope.count(key)
+    count = scope.count(key, served or 1)
     if kind == STATEMENT and _batching(scope, key, context, statement, parameters, count):
         return
-    if count >= scope.settings.threshold:
+    if count >= (1 if served else scope.settings.threshold):
         _new_loop(scope, key, load, context, statement, count)
 
 
@@ -201,12 +202,15 @@ def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: Execution
         return detection
 
     target = key[1]
-    place = (load.kind, target, site.location, site.loop)
+    place = (load.kind, target, site.location, site.loop, load.served > 0)
     new = scope.place(key, place, count, make)
-    if new is not None and load.kind == LAZY and site.recursive is not None:
+    if new is None:
+        return
+    if load.kind == LAZY and site.recursive is not None:
         _track_recursion(scope, key, load, new, site.recursive, site.depth)
-    if new is not None and (scope.settings.mode == "raise" or scope.emit_at_once):
-        emit(new, scope.settings.mode)
+    mode = scope.settings.mode
+    if (scope.emit_at_once and mode != "raise") or (mode == "raise" and not new.batched):
+        emit(new, mode)  # a batched load never raises: it is already fixed for this run
 
 
 def _track_recursion(scope: Scope, key: tuple[Any, ...], load: Load, detection: Detection,

@@ -33,6 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Mapper, RelationshipProperty, Session
 
+from ..batching import BATCHED_OPTION
 from ._sql import in_list_literals, is_read
 
 __all__ = [
@@ -59,12 +60,14 @@ COLUMN: Final = 3
 class Load:
     """A classified statement: its kind and, for ORM loads, what is being loaded."""
 
-    __slots__ = ("kind", "path", "state")
+    __slots__ = ("kind", "path", "served", "state")
 
-    def __init__(self, kind: int, path: Any = None, state: Any = None) -> None:
+    def __init__(self, kind: int, path: Any = None, state: Any = None, served: int = 0) -> None:
         self.kind = kind
         self.path = path
         self.state = state
+        self.served = served
+        """For a statement of ``sqlaopt.batch()``: how many loads it replaced (0: none)."""
 
     @property
     def relationship(self) -> RelationshipProperty[Any] | None:
@@ -133,6 +136,9 @@ def classify(context: ExecutionContext) -> Load:
     options = context.execution_options
     if "synchronize_session" in options:
         return _IGNORE
+    batched = options.get(BATCHED_OPTION)  # one statement of sqlaopt.batch() for many loads
+    if batched is not None:
+        return _batched(batched, context)
     load_options = options.get("_sa_orm_load_options")
     if load_options is None:
         return _STATEMENT if _reads(context) else _IGNORE
@@ -148,6 +154,14 @@ def classify(context: ExecutionContext) -> Load:
     if getattr(compile_options, "_for_refresh_state", False):
         return Load(COLUMN, None, getattr(load_options, "_refresh_state", None))
     return _STATEMENT
+
+
+def _batched(batched: Any, context: ExecutionContext) -> Load:
+    if batched.column:
+        return Load(COLUMN, None, batched.state, batched.served)
+    compile_state = getattr(context.compiled, "compile_state", None)
+    path = getattr(getattr(compile_state, "compile_options", None), "_current_path", None)
+    return Load(LAZY, path, batched.state, batched.served)
 
 
 def _reads(context: ExecutionContext) -> bool:

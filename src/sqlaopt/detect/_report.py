@@ -46,6 +46,10 @@ class Detection:
     loop: str | None = None
     """Where the loop is, when that is not ``location`` itself: the line of the loop that calls
     the helper at ``location`` repeatedly (``"path/to/file.py:LINE in function"``)."""
+    batched: bool = False
+    """True when :func:`sqlaopt.batch` already loaded it for every peer in one statement per
+    ``max_batch`` keys (``count`` is then the instances served): worth fixing for good, never
+    an error by itself."""
     in_test_code: bool = field(default=False, repr=False)
     """Whether the loop lives in a test module (set under the pytest plugin)."""
 
@@ -66,13 +70,15 @@ class Detection:
             "suggestion": self.suggestion,
             "statement": self.statement,
             "context": self.context,
+            "batched": self.batched,
         }
 
     def headline(self) -> str:
         """``"Model.attr lazy-loaded N times at file.py:LINE in function (loop at ...)"``."""
         loop = f" (loop at {self.loop})" if self.loop else ""
-        return (f"{self.target} {_VERBS.get(self.kind, 'seen')} {self.count} times at "
-                f"{self.location}{loop}")
+        what = (f"batch-loaded for {self.count} instances" if self.batched
+                else f"{_VERBS.get(self.kind, 'seen')} {self.count} times")
+        return f"{self.target} {what} at {self.location}{loop}"
 
     def __str__(self) -> str:
         where = f" [{self.context}]" if self.context else ""

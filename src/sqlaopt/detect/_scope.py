@@ -189,11 +189,12 @@ class Scope:
     def observing(self) -> bool:
         return self.settings.mode != "off"
 
-    def count(self, key: tuple[object, ...]) -> int:
-        """Add one to ``key``'s count and return it; bounded by ``MAX_COUNT_KEYS``."""
+    def count(self, key: tuple[object, ...], weight: int = 1) -> int:
+        """Add ``weight`` to ``key``'s count and return it; bounded by ``MAX_COUNT_KEYS``."""
         counts = self.counts
-        count = counts.get(key, 0) + 1
-        if count == 1 and len(counts) >= MAX_COUNT_KEYS:
+        previous = counts.get(key, 0)
+        count = previous + weight
+        if not previous and len(counts) >= MAX_COUNT_KEYS:
             self._forget_singletons()
         counts[key] = count
         return count
@@ -206,11 +207,6 @@ class Scope:
             self.found.clear()
         self.counts = kept
         self.repeats.clear()
-
-    def bump(self, key: tuple[object, ...]) -> None:
-        """One more repeat of a loop that has already been reported."""
-        for detection in self.found.get(key, ()):
-            detection.count += 1
 
     def place(
         self, key: tuple[object, ...], place: tuple[object, ...], count: int,

@@ -42,6 +42,7 @@ def build_detection(
     else:
         detection = _repeated(context, statement, same_parameters)
     detection.location, detection.loop = location, loop
+    detection.batched = load.served > 0
     return detection
 
 
