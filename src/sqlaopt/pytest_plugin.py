@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from ._errors import NPlusOneError
 from .detect import Report
 from .detect import _baseline as baseline
 from .detect._callsite import set_test_code, treat_as_library
@@ -165,14 +164,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     scope = None if mode == "off" else _open_test_scope(item, settings, report)
     try:
         outcome = yield
-    except NPlusOneError:
+    finally:  # whatever the body raised: the test's scope must not outlive it
+        close_counter(counter_token)
         if scope is not None:
             _close_test_scope(item, scope)
-        raise
-    finally:
-        close_counter(counter_token)
     if scope is not None:
-        _close_test_scope(item, scope)
         _fail_on_new_detections(item, mode, scope)
     if budget is not None and counter.count > budget:
         statements = "\n".join(f"  {i}. {s}" for i, s in enumerate(counter.statements, 1))

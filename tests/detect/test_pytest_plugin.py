@@ -339,3 +339,19 @@ def test_xdist_workers_write_one_merged_baseline(suite: pytest.Pytester) -> None
     suite.runpytest_subprocess("-n", "2", f"--sqlaopt-baseline={baseline}").assert_outcomes(
         passed=4
     )
+
+
+def test_a_failing_test_does_not_leave_its_scope_behind(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_app="""
+        import pytest
+        from sqlaopt.detect._hook import running_test_scope
+        def test_fails():
+            assert running_test_scope() is not None
+            raise AssertionError("the test's own failure")
+        @pytest.mark.nplusone(mode="off")
+        def test_next():
+            assert running_test_scope() is None
+    """)
+    result = suite.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*the test's own failure*"])
