@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
-import wrapt
-
 from .. import batching
+from .._decorate import each_call_inside
 from .._errors import QueryBudgetError
 from ._callsite import is_test_code
 from ._emit import DEFAULT_LOG_WINDOW, flush_log_summaries, set_log_window
@@ -72,35 +71,12 @@ class detect:
             leave(scope)
 
     def __call__(self, function: F) -> F:
-        if not callable(function):
-            raise TypeError(
-                "sqlaopt.detect(...) decorates a function or method (sync or async); "
-                f"got {type(function).__name__} {function!r}"
-            )
         settings = self.settings
         code = getattr(function, "__code__", None)
         filename = code.co_filename if code is not None else None
-        if inspect.iscoroutinefunction(function):
-
-            @wrapt.decorator
-            async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                scope = enter(settings, owns=_owns(filename))
-                try:
-                    return await wrapped(*args, **kwargs)
-                finally:
-                    leave(scope)
-
-            return run_async(function)  # type: ignore[return-value]
-
-        @wrapt.decorator
-        def run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            scope = enter(settings, owns=_owns(filename))
-            try:
-                return wrapped(*args, **kwargs)
-            finally:
-                leave(scope)
-
-        return run(function)  # type: ignore[return-value]
+        # Whether the scope owns its detections depends on whether a test runs: at each call.
+        return each_call_inside(function, "sqlaopt.detect(...)",
+                                lambda: enter(settings, owns=_owns(filename)), leave)
 
 
 def _owns(opener_file: str | None) -> bool:
