@@ -31,15 +31,18 @@ class NPlusOneMiddleware:
     aggregated into one summary record per window (see :func:`sqlaopt.install`). Other modes as
     in :func:`sqlaopt.detect`. ``sample_rate`` is the fraction of requests observed. Nothing of
     sqlaopt's reaches the application in any mode but ``"raise"``. ``batch=True`` runs each
-    request under :func:`sqlaopt.batch`.
+    request under :func:`sqlaopt.batch`; ``slow_ms`` and ``plans`` as in
+    :func:`sqlaopt.install`.
     """
 
     def __init__(
         self, app: ASGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
-        *, sample_rate: float = 1.0, batch: bool = False,
+        *, sample_rate: float = 1.0, batch: bool = False, slow_ms: float | None = None,
+        plans: Any = None,
     ) -> None:
         self.app = app
-        self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+        self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
+                                         slow_ms=slow_ms, plans=plans)
         self.batch = batching.checked_flag(batch, "batch")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,15 +26,18 @@ class NPlusOneMiddleware:
     the request method and path (aggregated as in :func:`sqlaopt.install`). The scope ends
     when the server closes the response body; a body that is never closed (a test client's
     unread response) has its scope closed at the next request. ``batch=True`` runs the
-    request, body included, under :func:`sqlaopt.batch`.
+    request, body included, under :func:`sqlaopt.batch`; ``slow_ms`` and ``plans`` as in
+    :func:`sqlaopt.install`.
     """
 
     def __init__(
         self, app: WSGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
-        *, sample_rate: float = 1.0, batch: bool = False,
+        *, sample_rate: float = 1.0, batch: bool = False, slow_ms: float | None = None,
+        plans: Any = None,
     ) -> None:
         self.app = app
-        self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+        self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
+                                         slow_ms=slow_ms, plans=plans)
         self.batch = batching.checked_flag(batch, "batch")
 
     def __call__(

@@ -45,12 +45,16 @@ class detect:
     :param threshold: how many repeats from one place make an N+1 (default 2).
     :param allow: patterns such as ``"Appointment.client"``, ``"Appointment.*"``, ``"*.client"``
         whose detections are ignored.
+    :param slow_ms: also report statements slower than this many milliseconds
+        (``"slow_statement"``), with their plan when ``plans`` is a
+        ``sqlaopt.watch.PlanSampler``.
     """
 
     def __init__(
-        self, mode: str = "raise", *, threshold: int = 2, allow: Iterable[str] = ()
+        self, mode: str = "raise", *, threshold: int = 2, allow: Iterable[str] = (),
+        slow_ms: float | None = None, plans: Any = None,
     ) -> None:
-        self.settings = Settings.checked(mode, threshold, allow)
+        self.settings = Settings.checked(mode, threshold, allow, slow_ms=slow_ms, plans=plans)
 
     def __enter__(self) -> Report:
         anchor = _with_frame(sys._getframe(1))
@@ -99,6 +103,7 @@ def _with_frame(frame: FrameType) -> FrameType:
 def install(
     mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = (),
     sample_rate: float = 1.0, log_window: float = DEFAULT_LOG_WINDOW, batch: bool = False,
+    slow_ms: float | None = None, plans: Any = None,
 ) -> None:
     """Detect N+1s process-wide, outside explicit scopes: each Session is its own scope.
 
@@ -106,10 +111,13 @@ def install(
     first time a distinct N+1 is found, then one summary record per ``log_window`` seconds
     for its repeats. ``sample_rate`` is the fraction of Sessions observed. ``batch=True`` also
     turns on :func:`sqlaopt.batch` process-wide (batched N+1s are still logged, once each).
+    ``slow_ms`` also reports statements slower than that many milliseconds, at the
+    application's line, with their plan when ``plans`` is a ``sqlaopt.watch.PlanSampler``.
     Calling it again replaces the settings (for sessions that begin a transaction
     afterwards); it is idempotent.
     """
-    settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate)
+    settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
+                                slow_ms=slow_ms, plans=plans)
     if isinstance(log_window, bool) or not isinstance(log_window, (int, float)) \
             or log_window < 0:
         raise ValueError(f"log_window must be a number of seconds >= 0; got {log_window!r}")

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
 from .._lanes import lane
+from . import _slow
 from ._callsite import capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
 from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, track_flushes
@@ -98,8 +99,12 @@ def _on_execute(
             if scope is None:
                 return statement, parameters
         scope.report.statements += 1
-        if scope.settings.mode != "off" and not executemany:
-            _observe(scope, context, statement, parameters)
+        settings = scope.settings
+        if settings.mode != "off":
+            if settings.slow_ms is not None:
+                _slow.start(context, scope)
+            if not executemany:
+                _observe(scope, context, statement, parameters)
     except NPlusOneError:
         raise
     except Exception as error:  # the detector must never break the application
@@ -284,6 +289,10 @@ def install_defaults(settings: Settings | None) -> None:
     elif previous is not None and settings is None:
         event.remove(Session, "after_begin", _on_begin)
         _release()
+    if settings is not None and settings.slow_ms is not None:
+        _slow.acquire()
+    if previous is not None and previous.slow_ms is not None:
+        _slow.release()
 
 
 def set_test_scope(scope: Scope | None) -> Scope | None:
@@ -321,6 +330,8 @@ def enter(settings: Settings, *, opener: object = None, **scope_args: Any) -> Sc
     except BaseException:
         _release()
         raise
+    if settings.slow_ms is not None:
+        _slow.acquire()
     return scope
 
 
@@ -339,6 +350,8 @@ def leave(scope: Scope) -> None:
         if active_scope.get() is scope:
             active_scope.set(scope.parent)
     _release()
+    if scope.settings.slow_ms is not None:
+        _slow.release()
     if scope.parent is not None:
         scope.parent.report.statements += scope.report.statements
     mode = scope.settings.mode

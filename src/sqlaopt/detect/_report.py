@@ -8,11 +8,12 @@ from typing import Any, Final, Literal
 
 __all__ = ["MAX_DETECTIONS", "Detection", "Kind", "Report"]
 
-Kind = Literal["lazy_load", "column_load", "repeated_statement"]
+Kind = Literal["lazy_load", "column_load", "repeated_statement", "slow_statement"]
 _VERBS = {
     "lazy_load": "lazy-loaded",
     "column_load": "column-loaded",
     "repeated_statement": "queried",
+    "slow_statement": "slow",
 }
 MAX_DETECTIONS: Final = 1_000
 """A scope records at most this many distinct detections; ``Report.dropped`` counts the rest."""
@@ -26,7 +27,8 @@ class Detection:
     """
 
     kind: Kind
-    """``"lazy_load"``, ``"column_load"`` or ``"repeated_statement"``."""
+    """``"lazy_load"``, ``"column_load"``, ``"repeated_statement"``, or ``"slow_statement"``
+    (a statement slower than the scope's ``slow_ms``)."""
     model: str
     """Class name of the model whose attribute was loaded (or that the statement selects)."""
     relationship: str | None
@@ -50,6 +52,8 @@ class Detection:
     """True when :func:`sqlaopt.batch` already loaded it for every peer in one statement per
     ``max_batch`` keys (``count`` is then the instances served): worth fixing for good, never
     an error by itself."""
+    slowest_ms: float | None = None
+    """For a slow statement: its slowest execution, in milliseconds."""
     in_test_code: bool = field(default=False, repr=False)
     """Whether the loop lives in a test module (set under the pytest plugin)."""
 
@@ -71,13 +75,18 @@ class Detection:
             "statement": self.statement,
             "context": self.context,
             "batched": self.batched,
+            "slowest_ms": self.slowest_ms,
         }
 
     def headline(self) -> str:
         """``"Model.attr lazy-loaded N times at file.py:LINE in function (loop at ...)"``."""
         loop = f" (loop at {self.loop})" if self.loop else ""
-        what = (f"batch-loaded for {self.count} instances" if self.batched
-                else f"{_VERBS.get(self.kind, 'seen')} {self.count} times")
+        if self.batched:
+            what = f"batch-loaded for {self.count} instances"
+        elif self.slowest_ms is not None:
+            what = f"slow {self.count} times (slowest {self.slowest_ms:,.0f} ms)"
+        else:
+            what = f"{_VERBS.get(self.kind, 'seen')} {self.count} times"
         return f"{self.target} {what} at {self.location}{loop}"
 
     def __str__(self) -> str:

@@ -70,11 +70,17 @@ class Settings:
     check per statement."""
     test_loops: bool = True
     """Whether a loop living in test code counts (the pytest plugin's test scope: no)."""
+    slow_ms: float | None = None
+    """Report statements slower than this (milliseconds); None: measure nothing."""
+    plans: Any = None
+    """For slow statements: something with ``plan(sql, parameters) -> str | None``
+    (``sqlaopt.watch.PlanSampler``)."""
 
     @classmethod
     def checked(
         cls, mode: str, threshold: int, allow: Iterable[str], *, modes: Iterable[str] = MODES,
-        sample_rate: float = 1.0, test_loops: bool = True,
+        sample_rate: float = 1.0, test_loops: bool = True, slow_ms: float | None = None,
+        plans: Any = None,
     ) -> Settings:
         """Settings from user input, with a clear error for each bad value."""
         modes = tuple(modes)
@@ -94,9 +100,21 @@ class Settings:
                 f"sample_rate must be a number in (0, 1], the fraction of requests or "
                 f"Sessions observed (default 1); got {sample_rate!r}"
             )
+        if slow_ms is not None and (isinstance(slow_ms, bool)
+                                    or not isinstance(slow_ms, (int, float)) or slow_ms < 0):
+            raise ValueError(
+                f"slow_ms must be a number of milliseconds >= 0 (statements slower than it are "
+                f"reported), or None; got {slow_ms!r}"
+            )
+        if plans is not None and not callable(getattr(plans, "plan", None)):
+            raise TypeError(
+                "plans must have a plan(sql, parameters) method, e.g. "
+                f"sqlaopt.watch.PlanSampler(engine); got {plans!r}"
+            )
         if isinstance(allow, str):
             allow = (allow,)
-        return cls(mode, threshold, check_patterns(allow), float(sample_rate), test_loops)
+        return cls(mode, threshold, check_patterns(allow), float(sample_rate), test_loops,
+                   None if slow_ms is None else float(slow_ms), plans)
 
     def allows(self, detection: Detection) -> bool:
         target = f"{detection.model}.{detection.relationship or ''}"
@@ -233,6 +251,24 @@ class Scope:
                 if forwarded is not None:
                     targets.append(forwarded)
             self.found[key] = tuple(targets)
+        actionable = self.tolerated is None or not self.tolerated(detection)
+        return detection if new and actionable else None
+
+    def slow(self, place: tuple[object, ...], make: Callable[[], Detection],
+             elapsed_ms: float) -> Detection | None:
+        """A slow statement at ``place``: one more for its detection (never forwarded: timing is
+        not a test verdict). Returns the detection when it is new and to be acted on."""
+        with self.lock:
+            detection = self.places.get(place)
+            new = detection is None
+            if detection is None:
+                detection = make()
+                if not self._accepts(detection):
+                    return None
+                self.places[place] = detection
+                detection.context = self.label
+            detection.count += 1
+            detection.slowest_ms = max(detection.slowest_ms or 0.0, elapsed_ms)
         actionable = self.tolerated is None or not self.tolerated(detection)
         return detection if new and actionable else None
 
