@@ -23,7 +23,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 pytestmark = pytest.mark.packaging
 
 # Every module a user may import: not private (no ``_`` part), not ``__main__`` (it runs the
-# command line), not the pytest plugin (pytest imports it, when pytest is installed).
+# command line), not the pytest plugin (pytest imports it, when pytest is installed). Modules
+# of an optional extra (today only the Alembic operations) must name the extra to install.
 IMPORT_EVERYTHING = """
 import importlib, pkgutil, sqlaopt
 names = ["sqlaopt"] + [
@@ -31,8 +32,16 @@ names = ["sqlaopt"] + [
     if not any(part.startswith("_") for part in m.name.split("."))
     and m.name != "sqlaopt.pytest_plugin"
 ]
+needs_extra = []
 for name in names:
-    importlib.import_module(name)
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        # A module for an optional extra says which extra to install, never a bare
+        # ModuleNotFoundError.
+        assert "pip install 'sqlaopt[" in str(error), (name, error)
+        needs_extra.append(name)
+assert needs_extra == ["sqlaopt.structure.alembic"], needs_extra
 import importlib.util
 assert importlib.util.find_spec("greenlet") is None, "greenlet is not a runtime dependency"
 print(len(names), "modules")

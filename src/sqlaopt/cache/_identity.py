@@ -8,13 +8,13 @@ its identity is a random id kept with that connection.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 import weakref
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 
 __all__ = ["of_connection", "of_handle"]
@@ -65,17 +65,31 @@ def of_handle(value: Any) -> str | None:
 
 
 def _engine_of(value: Any) -> Engine | None:
-    if isinstance(value, (scoped_session, AsyncSession)):
-        value = value() if isinstance(value, scoped_session) else value.sync_session
+    value = _sync_side(value)
+    if isinstance(value, scoped_session):
+        value = value()
     if isinstance(value, Session):
         try:
             value = value.get_bind()
         except Exception:  # a Session bound per mapper has no single bind
             return None
-    if isinstance(value, AsyncEngine):
-        value = value.sync_engine
-    if isinstance(value, AsyncConnection):
-        value = value.engine.sync_engine
     if isinstance(value, Connection):
         value = value.engine
     return value if isinstance(value, Engine) else None
+
+
+def _sync_side(value: Any) -> Any:
+    """The sync object behind an asyncio handle. ``sqlalchemy.ext.asyncio`` needs greenlet,
+    which is not a runtime dependency: when the application never imported it, no value can
+    be an asyncio handle."""
+    if "sqlalchemy.ext.asyncio" not in sys.modules:
+        return value
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+    if isinstance(value, AsyncSession):
+        return value.sync_session
+    if isinstance(value, AsyncEngine):
+        return value.sync_engine
+    if isinstance(value, AsyncConnection):
+        return value.engine.sync_engine
+    return value
