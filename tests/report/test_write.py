@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import get_args
 
@@ -16,7 +17,8 @@ import sqlaopt
 import sqlaopt.report
 from sqlaopt.booking.models import Appointment
 from sqlaopt.detect._report import Kind
-from sqlaopt.report._findings import fingerprint, record
+from sqlaopt.report._findings import Collected, fingerprint, record
+from sqlaopt.report._html import render as render_html
 
 from .helpers import HOSTILE_SQL, assert_valid_sarif, detection
 
@@ -190,3 +192,30 @@ def test_an_empty_report_is_valid_in_every_format(tmp_path: Path) -> None:
     assert json.loads(sqlaopt.report.write([], tmp_path / "r.json").read_text())[
         "findings"] == []
     assert "No findings." in sqlaopt.report.write([], tmp_path / "r.html").read_text()
+
+
+class _Tags(HTMLParser):
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+_BENIGN = _Tags(render_html(Collected([record(detection(), test="t.py::test")]), "0"))
+
+
+_printable = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1)
+
+
+@given(sql=_printable, test=_printable)
+def test_any_text_stays_text_in_the_page(sql: str, test: str) -> None:
+    page = _Tags(render_html(Collected([record(detection(statement=sql), test=test)]), "0"))
+    assert page.tags == _BENIGN.tags
+    assert sql in page.text and test in page.text
