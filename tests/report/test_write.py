@@ -17,6 +17,7 @@ import sqlaopt
 import sqlaopt.report
 from sqlaopt.booking.models import Appointment
 from sqlaopt.detect._report import Kind
+from sqlaopt.report import _sarif
 from sqlaopt.report._findings import Collected, fingerprint, record
 from sqlaopt.report._html import render as render_html
 
@@ -219,3 +220,18 @@ def test_any_text_stays_text_in_the_page(sql: str, test: str) -> None:
     page = _Tags(render_html(Collected([record(detection(statement=sql), test=test)]), "0"))
     assert page.tags == _BENIGN.tags
     assert sql in page.text and test in page.text
+
+
+def test_sarif_keeps_the_most_severe_results_within_githubs_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sarif, "_MAX_RESULTS", 2)
+    monkeypatch.setattr(_sarif, "_MAX_RELATED", 1)
+    findings = [record(detection(f"M.r{n}", location=f"app/a.py:{n} in f"), outcome=outcome)
+                for n, outcome in ((1, "accepted"), (2, "failed"), (3, "reported"))]
+    findings += [record(detection("M.r2", location=f"app/a.py:{n} in f")) for n in (7, 8)]
+    run = assert_valid_sarif(sqlaopt.report.write(findings, tmp_path / "r.sarif"))["runs"][0]
+    assert [(r["ruleId"], r["level"]) for r in run["results"]] == [
+        ("lazy_load", "error"), ("lazy_load", "warning")]
+    assert run["properties"] == {"omittedResults": 1}
+    assert len(run["results"][0]["relatedLocations"]) == 1

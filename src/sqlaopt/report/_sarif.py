@@ -15,7 +15,7 @@ from typing import Any, Final, get_args
 from urllib.parse import quote
 
 from ..detect._report import Kind
-from ._findings import Collected, Group, fingerprint, group
+from ._findings import OUTCOMES, Collected, Group, fingerprint, group
 
 __all__ = ["SCHEMA_URI", "render", "rule_description"]
 
@@ -24,6 +24,10 @@ _LEVELS: Final = {"failed": "error", "reported": "warning", "accepted": "note"}
 _MAX_TESTS: Final = 20
 """Test ids listed in one result's properties (the count says how many there were)."""
 _FINGERPRINT: Final = "sqlaoptFinding/v1"
+# GitHub code scanning rejects a run of more than 25,000 results and shows 100 locations of a
+# result (docs.github.com, "SARIF results exceed limit").
+_MAX_RESULTS: Final = 25_000
+_MAX_RELATED: Final = 99
 _DESCRIPTIONS: Final = {
     "lazy_load": ("A relationship lazy-loaded once per row in a loop (N+1)",
                   "A loop lazy-loads the same relationship with one statement per row. Load it "
@@ -63,6 +67,7 @@ def render(collected: Collected, version: str) -> str:
     kinds += sorted({str(r["kind"]) for r in collected.records} - set(kinds))
     index = {kind: number for number, kind in enumerate(kinds)}
     places = group(collected.records, fingerprint)
+    kept = _most_severe(places, _MAX_RESULTS)
     log = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -70,10 +75,20 @@ def render(collected: Collected, version: str) -> str:
             "tool": {"driver": {"name": "sqlaopt", "semanticVersion": version,
                                 "version": version, "rules": [_rule(k) for k in kinds]}},
             "columnKind": "unicodeCodePoints",
-            "results": [_result(place, index) for place in places],
+            "results": [_result(place, index) for place in kept],
+            "properties": {"omittedResults": len(places) - len(kept)},
         }],
     }
     return json.dumps(log, indent=2) + "\n"
+
+
+def _most_severe(places: list[Group], limit: int) -> list[Group]:
+    """The ``limit`` most severe places, in their own order."""
+    if len(places) <= limit:
+        return places
+    ranked = sorted(range(len(places)), key=lambda i: OUTCOMES.index(places[i].outcome))
+    chosen = set(ranked[:limit])
+    return [place for i, place in enumerate(places) if i in chosen]
 
 
 def _rule(kind: str) -> dict[str, Any]:
@@ -108,7 +123,8 @@ def _result(place: Group, index: dict[str, int]) -> dict[str, Any]:
     if lines:
         result["relatedLocations"] = [{**_location(file, line), "id": number,
                                        "message": {"text": "also found here"}}
-                                      for number, (file, line) in enumerate(lines, 1)]
+                                      for number, (file, line)
+                                      in enumerate(lines[:_MAX_RELATED], 1)]
     return result
 
 
