@@ -24,7 +24,7 @@ import functools
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -50,7 +50,17 @@ _state_key = pytest.StashKey[baseline.SessionState]()
 _outer_test_code_key = pytest.StashKey[frozenset[str]]()
 _outer_scope_key = pytest.StashKey["Scope | None"]()
 _inner_test_key = pytest.StashKey[tuple[Any, Any]]()
-_reports_key = pytest.StashKey[tuple[list[Path], Path, Collected]]()
+
+
+class _Reports(NamedTuple):
+    """``--sqlaopt-report``: where to write, the root of the paths, the findings so far."""
+
+    paths: list[Path]
+    root: Path
+    collected: Collected
+
+
+_reports_key = pytest.StashKey[_Reports]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -120,7 +130,7 @@ def _configure_reports(config: pytest.Config) -> None:
     except ReportError as error:
         raise pytest.UsageError(f"--sqlaopt-report {error}") from None
     root = Path(config.getoption("--sqlaopt-report-root") or config.rootpath).resolve()
-    config.stash[_reports_key] = (targets, root, Collected([]))
+    config.stash[_reports_key] = _Reports(targets, root, Collected([]))
 
 
 def _default_mode(config: pytest.Config) -> str:
@@ -281,16 +291,15 @@ def _record_findings(item: pytest.Item, scope: Scope, failing: list[Detection]) 
     reports = item.config.stash.get(_reports_key, None)
     if reports is None:
         return
-    _, root, collected = reports
     failed = {id(d) for d in failing}
     tolerated = scope.tolerated
     for detection in scope.report.detections:
         outcome = ("failed" if id(detection) in failed
                    else "accepted" if tolerated is not None and tolerated(detection)
                    else "reported")
-        collected.records.append(record(detection, test=item.nodeid, outcome=outcome,
-                                        root=root))
-    collected.dropped += scope.report.dropped
+        reports.collected.records.append(record(detection, test=item.nodeid, outcome=outcome,
+                                                root=reports.root))
+    reports.collected.dropped += scope.report.dropped
 
 
 def _raise_at(location: str, failure: BaseException) -> None:
@@ -326,8 +335,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     reports = node.config.stash.get(_reports_key, None)
     found = workeroutput.get("sqlaopt_report")
     if reports is not None and found:
-        reports[2].records.extend(found["records"])
-        reports[2].dropped += found["dropped"]
+        reports.collected.records.extend(found["records"])
+        reports.collected.dropped += found["dropped"]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -340,10 +349,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["sqlaopt"] = state.export()  # type: ignore[attr-defined]
         if reports is not None:
             config.workeroutput["sqlaopt_report"] = {  # type: ignore[attr-defined]
-                "records": reports[2].records, "dropped": reports[2].dropped}
+                "records": reports.collected.records, "dropped": reports.collected.dropped}
         return
-    if reports is not None:
-        _write_reports(*reports)
     target = config.getoption("--sqlaopt-write-baseline")
     if target:
         try:
@@ -352,12 +359,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             raise pytest.UsageError(
                 f"--sqlaopt-write-baseline {target}: cannot write it ({error})"
             ) from None
+    if reports is not None:
+        _write_reports(reports)
 
 
-def _write_reports(paths: list[Path], root: Path, collected: Collected) -> None:
-    for path in paths:
+def _write_reports(reports: _Reports) -> None:
+    for path in reports.paths:
         try:
-            write_collected(collected, path)
+            write_collected(reports.collected, path)
         except OSError as error:
             raise pytest.UsageError(f"--sqlaopt-report {path}: cannot write it ({error})"
                                     ) from None

@@ -235,3 +235,13 @@ def test_sarif_keeps_the_most_severe_results_within_githubs_limits(
         ("lazy_load", "error"), ("lazy_load", "warning")]
     assert run["properties"] == {"omittedResults": 1}
     assert len(run["results"][0]["relatedLocations"]) == 1
+
+
+def test_a_hand_made_finding_is_located_from_its_location(tmp_path: Path) -> None:
+    made = {"kind": "lazy_load", "target": "A.b", "count": 2, "location": "app/x.py:3 in f",
+            "suggestion": "selectinload(A.b)", "statement": "SELECT 1"}
+    written = sqlaopt.report.write([made], tmp_path / "r.json")
+    [finding] = json.loads(written.read_text())["findings"]
+    assert finding == {**made, "test": None, "outcome": "reported", "file": "app/x.py",
+                       "line": 3, "function": "f"}
+    assert_valid_sarif(sqlaopt.report.write([made], tmp_path / "r.sarif"))

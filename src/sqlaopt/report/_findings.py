@@ -68,7 +68,9 @@ def _one(item: object, number: int, root: str | os.PathLike[str] | None) -> dict
     if outcome not in OUTCOMES:
         raise ReportError(f"finding {number} has outcome {outcome!r}; accepted: "
                           f"{', '.join(OUTCOMES)}")
-    located = {} if "file" in item else split_location(item["location"], root)
+    # A JSON report's finding is located already; a hand-made one from its location.
+    located = ({} if all(k in item for k in ("file", "line", "function"))
+               else split_location(item["location"], root))
     return {"test": None, **item, "outcome": outcome, **located}
 
 
