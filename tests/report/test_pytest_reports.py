@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ..detect.test_pytest_plugin import HEADER
-from .helpers import assert_valid_sarif
+from .helpers import assert_valid_sarif, rendered_dom
 
 # The suites run in this process: this test's own scope must not see their statements.
 pytestmark = pytest.mark.nplusone(mode="off")
@@ -60,8 +60,10 @@ def test_every_format_in_one_run(suite: pytest.Pytester) -> None:
                                               "test_app.py::test_records"]
     assert result_["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "helpers.py"
-    page = paths[2].read_text()
-    assert "test_app.py::test_records" in page and "helpers.py:19 in n_plus_one" in page
+    dom = rendered_dom(paths[2])  # the page as headless Chromium shows it
+    assert '<table id="findings" data-sortable="">' in dom
+    assert "test_app.py::test_records" in dom and "helpers.py:19 in n_plus_one" in dom
+    assert '<td data-sort="0" class="failed">failed</td>' in dom
 
 
 def test_xdist_workers_write_one_merged_report(suite: pytest.Pytester) -> None:
