@@ -15,6 +15,7 @@ alive would look cheaper than it is):
     uv run python benchmarks/detector_overhead.py                       # SQLite in memory
     uv run python benchmarks/detector_overhead.py --url postgresql+psycopg://postgres@127.0.0.1/test
     uv run python benchmarks/detector_overhead.py --workloads statement --reps 31   # one only
+    uv run python benchmarks/detector_overhead.py --clock cpu     # steadier on a busy machine
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def prepare(url: str | None) -> Engine:
 
 
 def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
-            workloads: dict[str, Workload] = WORKLOADS) -> dict[str, dict[str, list[float]]]:
+            workloads: dict[str, Workload] = WORKLOADS,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, list[float]]]:
     """Seconds per (workload, condition), one list entry per repetition, interleaved."""
     times: dict[str, dict[str, list[float]]] = {w: {c: [] for c in conditions} for w in workloads}
     names = list(conditions)
@@ -135,9 +137,9 @@ def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
                 with conditions[name]():
                     gc.disable()
                     try:
-                        start = time.perf_counter()
+                        start = clock()
                         sample = workload(engine)
-                        elapsed = time.perf_counter() - start
+                        elapsed = clock() - start
                     finally:
                         gc.enable()
                     alive = sum(ref() is not None for ref in sample)
@@ -167,6 +169,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
     parser.add_argument("--workloads", default="load,lazy,statement",
                         help="comma-separated: load, lazy, statement (default: all three)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall-clock time, or this process's CPU time (steadier when other "
+                        "jobs share the machine; on PostgreSQL it leaves out the server's work)")
     args = parser.parse_args()
     chosen = {w: f for w, f in WORKLOADS.items()
               if any(f"{name}-heavy" in w for name in args.workloads.split(","))}
@@ -175,8 +180,9 @@ def main() -> None:
     engine = prepare(args.url)
     for workload in chosen.values():  # warm caches and connections
         workload(engine)
-    times = measure(engine, CONDITIONS, args.reps, chosen)
-    print(f"database: {engine.dialect.name}, repetitions: {args.reps}, "
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = measure(engine, CONDITIONS, args.reps, chosen, clock)
+    print(f"database: {engine.dialect.name}, repetitions: {args.reps}, {args.clock} clock, "
           "ratio = median over repetitions of (condition time / no-detector time)\n")
     print(ratio_table(times))
     Base.metadata.drop_all(engine)

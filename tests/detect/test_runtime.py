@@ -292,3 +292,4 @@ def test_count_queries_and_budget(booking_engine: Engine) -> None:
     assert caught.value.statements == ["SELECT 1", "SELECT 2"]
     assert "2 SQL statements ran, the budget is 1" in str(caught.value)
     assert isinstance(caught.value, sqlaopt.SqlaoptError)
+

@@ -188,18 +188,11 @@ def is_test_code(filename: str | None) -> bool:
 # ---------------------------------------------------------------- keys
 
 
-# Where the application's frame was found recently: the depth of the SQLAlchemy frames in
-# between and the code found at every fourth of them, down to the function the application
-# called. sys._getframe(depth) walks in C and builds one frame object, where a Python walk over
-# SQLAlchemy's 10-20 frames builds them all (about 0.2 µs a frame). A hint is used only when
-# the code at each of its sampled depths is the same again: SQLAlchemy calling back into
-# application code (an event listener, a validator) puts frames in between, which shifts the
-# path and fails the check. (A check of the outermost frame alone was fooled by
-# state_changes._go, the decorator of many Session methods, found at the same depth on
-# another path: it skipped an application listener's frames.)
-_SAMPLE_EVERY: Final = 4
-Hint = tuple[int, tuple[tuple[int, CodeType], ...]]
-_depth_hints: list[Hint] = []
+# The application's frame is found by walking outward over SQLAlchemy's frames on every
+# statement. Version 0.1 jumped over them with remembered depths ("hints") checked at a few
+# sampled depths; a sample check can be fooled (SQLAlchemy's nested execute paths repeat the
+# same functions, so a deeper path can match every sample of a shallower one), which skipped
+# application frames, and checking every depth costs what the walk costs. See docs/design.md.
 _SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
 
 Key = tuple[int, ...]
@@ -281,44 +274,19 @@ class _Key:
 
 
 def _innermost_user_frame(skip: int) -> FrameType | None:
-    for depth, samples in _depth_hints:
-        try:
-            if all(sys._getframe(skip + at).f_code is code for at, code in samples):
-                frame = sys._getframe(skip + depth)
-                if _kind(frame) >= _LIBRARY:
-                    return frame
-        except ValueError:  # a shorter stack
-            continue
-    return _find_user_frame(sys._getframe(skip), learn=True)
+    return _find_user_frame(sys._getframe(skip))
 
 
-def _find_user_frame(frame: FrameType | None, learn: bool) -> FrameType | None:
-    """Walk outward from ``frame`` to the first application or library frame; with ``learn``,
-    remember its depth and path as a hint."""
-    depth = 0
-    samples: list[tuple[int, CodeType]] = []
-    callee = None
+def _find_user_frame(frame: FrameType | None) -> FrameType | None:
+    """Walk outward from ``frame`` to the first application or library frame."""
     while frame is not None:
         kind = _kind(frame)
         if kind >= _LIBRARY:
-            if learn and callee is not None:
-                if samples[-1][0] != depth - 1:
-                    samples.append((depth - 1, callee.f_code))
-                _learn((depth, tuple(samples)))
             return frame
         if kind == _SCHEMA:
             return _SCHEMA_WORK
-        if depth % _SAMPLE_EVERY == 0:
-            samples.append((depth, frame.f_code))
-        callee, frame = frame, frame.f_back
-        depth += 1
+        frame = frame.f_back
     return None
-
-
-def _learn(hint: Hint) -> None:
-    if hint not in _depth_hints:
-        _depth_hints.insert(0, hint)
-        del _depth_hints[8:]
 
 
 def _user_frames(
@@ -332,7 +300,7 @@ def _user_frames(
     glet = None
     if frame is None:
         glet, frame = _parent_frame(None)
-        frame = _find_user_frame(frame, learn=False) if frame is not None else None
+        frame = _find_user_frame(frame) if frame is not None else None
         if frame is _SCHEMA_WORK:
             return
     count = 0
