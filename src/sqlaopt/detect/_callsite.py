@@ -238,7 +238,9 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
         elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
             return tuple(parts)
         frame = frame.f_back
-    return key.extend(_user_frames(None, anchor), count)
+    if _parent_frame(None)[1] is None:  # the top of the stack, and no waiting caller
+        return tuple(parts)
+    return key.extend(_user_frames(None, anchor), count)  # asyncio: on in the parent greenlet
 
 
 class _Key:
