@@ -37,7 +37,7 @@ from ._orm import (
     watched,
 )
 from ._report import Detection
-from ._scope import Scope
+from ._scope import Scope, allowed_patterns, matches
 from ._sql import fingerprint
 from ._suggest import row_explosion_detection, unused_eager_detection
 
@@ -53,9 +53,11 @@ _SITE: Final = "_sqlaopt_eager_site"
 class Slot:
     """One eager load path at one query location: instances loaded, and whether any was read."""
 
-    __slots__ = ("count", "load", "location", "read", "statement")
+    __slots__ = ("allowed", "count", "load", "location", "read", "statement")
 
     def __init__(self, load: EagerLoad, location: str, statement: str) -> None:
+        self.allowed = allowed_patterns.get()
+        """The ``sqlaopt.allow()`` patterns around the query (the scope ends after them)."""
         self.load = load
         self.location = location
         self.statement = statement
@@ -63,10 +65,10 @@ class Slot:
         self.read = False
 
 
-def loaded(scope: Scope, state: Any, context: Any) -> None:
-    """A query (``context``, a QueryContext) loaded the new instance of ``state`` in a scope
-    that watches eager loads."""
-    plan = eager_plan(context, state)
+def loaded(scope: Scope, state: Any, context: Any, refreshed: bool = False) -> None:
+    """A query (``context``, a QueryContext) loaded the instance of ``state`` (new, or
+    populated further) in a scope that watches eager loads."""
+    plan = eager_plan(context, state, refreshed)
     if not plan or scope.eager_overflow:
         return
     if len(watched) >= MAX_WATCHED:
@@ -87,8 +89,12 @@ def loaded(scope: Scope, state: Any, context: Any) -> None:
         watch_reads(state, key)
     if slots:
         instance_id = id(state.obj())
-        watched[instance_id] = slots
-        scope.watching.append(instance_id)
+        known = watched.get(instance_id)
+        if known is None:
+            watched[instance_id] = slots
+            scope.watching.append(instance_id)
+        else:  # populated again (a refresh, a second query): its new eager values too
+            known.update(slots)
 
 
 def _location(scope: Scope, context: Any) -> str:
@@ -120,8 +126,9 @@ def report_unused(scope: Scope) -> None:
         if slot.read or not slot.count:
             continue
 
-        def make(slot: Slot = slot) -> Detection:
-            return unused_eager_detection(slot.load, slot.location, 0, slot.statement)
+        def make(slot: Slot = slot) -> Detection | None:
+            detection = unused_eager_detection(slot.load, slot.location, 0, slot.statement)
+            return None if matches(detection, slot.allowed) else detection
 
         target.place(("unused_eager_load", path, location), ("unused_eager_load", path,
                      location, None, False), slot.count, make)

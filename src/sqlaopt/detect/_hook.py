@@ -265,14 +265,15 @@ def finalize(scope: Scope) -> None:
 # ---------------------------------------------------------------- eager loads
 
 
-def _on_load(target: Any, context: Any) -> None:
-    """A query loaded a new instance: the scope watching eager loads here records it."""
+def _on_load(target: Any, context: Any, *refreshed: Any) -> None:
+    """A query loaded (or populated further) an instance: the scope watching eager loads
+    here records it."""
     try:
         scope = active_scope.get()
         if scope is None or scope.closed:
             scope = _reroute(scope, None, context.session)
         if scope is not None and scope.watch_eager and not scope.closed:
-            _eager.loaded(scope, state_of(target), context)
+            _eager.loaded(scope, state_of(target), context, bool(refreshed))
     except Exception as error:  # the detector must never break the application
         internal_error(error)
 

@@ -293,28 +293,32 @@ class EagerLoad:
         """Joined and subquery loads fill the value during the row: loaded only if present."""
 
 
-def eager_plan(context: Any, state: Any) -> tuple[EagerLoad, ...]:
+def eager_plan(context: Any, state: Any, refreshed: bool = False) -> tuple[EagerLoad, ...]:
     """The relationships the query of ``context`` (a QueryContext) loads eagerly into a new
     instance at ``state``'s load path. Joined loads are named by the compile state's
     ``("eager_row_processor", path)`` entries (paths relative to a sub-query's
     ``current_path``), select-IN and immediate loads by the post-load registry; computed once
-    per query and path (kept in the query's own ``attributes`` dict, one per execution)."""
-    load_path = state.load_path
-    full = tuple(load_path.path)
+    per query and path (kept in the query's own ``attributes`` dict, one per execution).
+    ``refreshed``: the instance was already in the Session, populated further."""
     attributes = context.attributes
     cache: dict[tuple[Any, ...], tuple[EagerLoad, ...]] | None = attributes.get(_PLAN_KEY)
     if cache is None:
         cache = attributes[_PLAN_KEY] = {}
-    plan = cache.get(full)
-    if plan is None:
-        plan = cache[full] = _eager_plan(context, state.mapper, load_path, full)
-    return plan
+    paths = [state.load_path]
+    if refreshed:  # its load_path is the first query's: this one may have reached it as root
+        paths.append(state.mapper._path_registry)
+    for load_path in paths:
+        full = tuple(load_path.path)
+        plan = cache.get(full)
+        if plan is None:
+            plan = cache[full] = _eager_plan(context, state.mapper, full)
+        if plan:
+            return plan
+    return ()
 
 
-def _eager_plan(context: Any, mapper: Mapper[Any], load_path: Any,
-                full: tuple[Any, ...]) -> tuple[EagerLoad, ...]:
-    from sqlalchemy.orm.path_registry import PathRegistry
-
+def _eager_plan(context: Any, mapper: Mapper[Any], full: tuple[Any, ...],
+                ) -> tuple[EagerLoad, ...]:
     current = getattr(getattr(context.compile_state, "current_path", None), "path", ()) or ()
     relative = full[len(current):]
     attributes = context.attributes
@@ -332,11 +336,7 @@ def _eager_plan(context: Any, mapper: Mapper[Any], load_path: Any,
             if loader is not None:
                 plan.append(EagerLoad(prop, loader, by_option, (*full, prop), False))
             continue
-        registry: Any = PathRegistry.coerce(relative)
-        option = prop._get_context_loader(context, registry)
-        strategy_key = getattr(option, "strategy", None)
-        strategy: Any = prop._get_strategy(strategy_key) if strategy_key else prop.strategy
-        if type(strategy).__name__ in _SUBQUERY_LOADERS:
+        if _loader_name(context, prop, relative) in _SUBQUERY_LOADERS:
             plan.append(EagerLoad(prop, "subqueryload", by_option, (*full, prop), True))
     return tuple(plan)
 
@@ -346,6 +346,20 @@ def state_of(instance: object) -> Any:
     from sqlalchemy.orm.base import instance_state
 
     return instance_state(instance)
+
+
+def _loader_name(context: Any, prop: RelationshipProperty[Any], relative: tuple[Any, ...],
+                 ) -> str | None:
+    """The class name of the loader strategy in force for ``prop`` under ``relative``."""
+    from sqlalchemy.orm.path_registry import PathRegistry
+
+    if not relative or not isinstance(relative[0], Mapper):
+        return None  # a path SQLAlchemy cut differently (a sub-query's own): not decidable
+    registry: Any = PathRegistry.coerce(relative)
+    option = prop._get_context_loader(context, registry)
+    strategy_key = getattr(option, "strategy", None)
+    strategy: Any = prop._get_strategy(strategy_key) if strategy_key else prop.strategy
+    return type(strategy).__name__
 
 
 def has_value(state: Any, key: str) -> bool:
@@ -394,12 +408,15 @@ def stop_watching_reads() -> None:
 
 
 def track_loads(on: bool, listener: Any) -> None:
-    """Start (or stop) calling ``listener(instance, query_context)`` for every new instance a
-    query loads (the ``load`` event of every mapper)."""
-    if on:
-        event.listen(Mapper, "load", listener)
-    else:
-        event.remove(Mapper, "load", listener)
+    """Start (or stop) calling ``listener(instance, query_context, ...)`` for every instance a
+    query loads: new ones (the ``load`` event of every mapper), and ones already in the
+    Session that it populates further (``refresh``: e.g. the parents a sub-query's join
+    loaded first)."""
+    for name in ("load", "refresh"):
+        if on:
+            event.listen(Mapper, name, listener)
+        else:
+            event.remove(Mapper, name, listener)
 
 
 def query_statement(context: Any) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "active_scope",
     "allowed_patterns",
     "check_patterns",
+    "matches",
 ]
 
 MODES: Final = ("raise", "warn", "log", "record", "off")
@@ -56,6 +57,12 @@ def check_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
                 "'*.client'"
             )
     return checked
+
+
+def matches(detection: Detection, patterns: Iterable[str]) -> bool:
+    """Whether an allow pattern matches the detection's ``Model.attribute``."""
+    target = f"{detection.model}.{detection.relationship or ''}"
+    return any(fnmatch.fnmatchcase(target, p) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -135,9 +142,7 @@ class Settings:
                    float(explosion_factor))
 
     def allows(self, detection: Detection) -> bool:
-        target = f"{detection.model}.{detection.relationship or ''}"
-        patterns = self.allow + allowed_patterns.get()
-        return any(fnmatch.fnmatchcase(target, p) for p in patterns)
+        return matches(detection, self.allow + allowed_patterns.get())
 
     def sampled(self) -> Settings:
         """These settings, or mode ``"off"`` for a scope the sample leaves out."""
