@@ -129,13 +129,14 @@ def test_sequential_threads_and_tasks_never_add_up(booking_engine: Engine) -> No
 
 
 def test_selects_a_flush_runs_are_never_an_n_plus_one(shapes_engine: Engine) -> None:
-    with pytest.raises(NPlusOneError) as raised:  # when the scope ends, never inside flush()
-        with Session(shapes_engine) as s, sqlaopt.detect("raise") as report:
-            for i in range(5):  # one by one: each flush fetches the server defaults back
-                s.add(Stamped(label=f"row {i}"))
-                s.flush()
-            assert all(row.version == 1 for row in s.scalars(select(Stamped)))
-            s.rollback()
+    # Raised when the scope ends, never inside flush().
+    with pytest.raises(NPlusOneError) as raised, Session(shapes_engine) as s, \
+            sqlaopt.detect("raise") as report:
+        for i in range(5):  # one by one: each flush fetches the server defaults back
+            s.add(Stamped(label=f"row {i}"))
+            s.flush()
+        assert all(row.version == 1 for row in s.scalars(select(Stamped)))
+        s.rollback()
     # The flush per iteration is a row-by-row write (issue 13); its SELECTs are no N+1.
     assert [(d.kind, d.count) for d in report.detections] == [("row_by_row_write", 5)]
     assert raised.value.detections == report.detections

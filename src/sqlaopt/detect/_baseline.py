@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._errors import SqlaoptError
-from ._report import Detection
+from ._report import Detection, kind_label
 
 __all__ = ["BaselineError", "SessionState", "entry", "failure_text", "read", "write"]
 
@@ -99,7 +99,8 @@ def failure_text(nodeid: str, detections: Sequence[Detection]) -> str:
     followed by the source line of its loop; then how to accept or opt out."""
     lines = []
     for detection in detections:
-        lines.append(f"sqlaopt: N+1 {detection.headline()}; fix: {detection.suggestion}")
+        lines.append(f"sqlaopt: {kind_label(detection.kind)}{detection.headline()}; "
+                     f"fix: {detection.suggestion}")
         source = _source_line(detection.loop or detection.location)
         if source:
             lines.append(f"    {source}")

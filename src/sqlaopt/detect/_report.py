@@ -103,11 +103,17 @@ class Detection:
 
     def __str__(self) -> str:
         where = f" [{self.context}]" if self.context else ""
-        label = "" if self.kind in END_OF_SCOPE_KINDS else "N+1 "
         return (
-            f"{label}{self.kind}: {self.headline()}{where}; fix: {self.suggestion}; "
+            f"{kind_label(self.kind)}{self.kind}: {self.headline()}{where}; "
+            f"fix: {self.suggestion}; "
             f"SQL: {one_line(self.statement)}"
         )
+
+
+def kind_label(kind: str) -> str:
+    """``"N+1 "`` before a headline of an N+1 kind (and of slow statements, as before issue
+    13); nothing before the other kinds."""
+    return "" if kind in END_OF_SCOPE_KINDS else "N+1 "
 
 
 def one_line(sql: str) -> str:
