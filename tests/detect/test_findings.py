@@ -420,3 +420,29 @@ def test_the_new_kinds_never_change_an_n_plus_one(shapes_engine: Engine) -> None
     assert verdicts[0] == verdicts[1] == [("lazy_load", "Book.shelf", 3),
                                           ("lazy_load", "Shelf.tags", 3)]
     assert ("row_by_row_write", "Tag", 30) in kinds(report)
+
+
+@pytest.mark.nplusone(mode="off")  # the middleware's own scope, as in production
+def test_the_middlewares_judge_unused_eager_loads_only_when_asked(
+    shapes_engine: Engine, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wsgiref.util import setup_testing_defaults
+
+    from sqlaopt.wsgi import NPlusOneMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with Session(shapes_engine) as s:
+            shelves(s, selectinload(Shelf.books))
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    caplog.set_level(logging.WARNING, "sqlaopt.nplusone")
+    for unused_eager in (False, True):
+        environ: dict[str, Any] = {"PATH_INFO": f"/{unused_eager}", "REQUEST_METHOD": "GET"}
+        setup_testing_defaults(environ)
+        body: Any = NPlusOneMiddleware(app, unused_eager=unused_eager)(
+            environ, lambda status, headers: None)
+        list(body)
+        body.close()
+    assert [(fields["kind"], fields["context"]) for fields, _ in nplusone_records(caplog)] == [
+        ("unused_eager_load", "GET /True")]

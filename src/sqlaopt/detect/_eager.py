@@ -53,7 +53,7 @@ _SITE: Final = "_sqlaopt_eager_site"
 class Slot:
     """One eager load path at one query location: instances loaded, and whether any was read."""
 
-    __slots__ = ("allowed", "count", "load", "location", "read", "statement")
+    __slots__ = ("allowed", "count", "load", "location", "manager", "read", "statement")
 
     def __init__(self, load: EagerLoad, location: str, statement: str) -> None:
         self.allowed = allowed_patterns.get()
@@ -63,6 +63,8 @@ class Slot:
         self.statement = statement
         self.count = 0
         self.read = False
+        self.manager: Any = None
+        """The class manager whose attribute was last made to notice reads."""
 
 
 def loaded(scope: Scope, state: Any, context: Any, refreshed: bool = False) -> None:
@@ -86,7 +88,9 @@ def loaded(scope: Scope, state: Any, context: Any, refreshed: bool = False) -> N
             slot = scope.eager[place] = Slot(load, location, query_statement(context))
         slot.count += 1
         slots[key] = slot
-        watch_reads(state, key)
+        if slot.manager is not state.manager:  # a new slot, or a subclass's own attribute
+            slot.manager = state.manager
+            watch_reads(state, key)
     if slots:
         instance_id = id(state.obj())
         known = watched.get(instance_id)

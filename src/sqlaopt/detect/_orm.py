@@ -33,6 +33,7 @@ from typing import Any, Final
 from sqlalchemy import Column, event
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.engine import cursor as _cursor
+from sqlalchemy.orm.base import instance_state
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty, Session
 
 from ..batching import BATCHED_OPTION
@@ -343,8 +344,6 @@ def _eager_plan(context: Any, mapper: Mapper[Any], full: tuple[Any, ...],
 
 def state_of(instance: object) -> Any:
     """The InstanceState of a mapped instance."""
-    from sqlalchemy.orm.base import instance_state
-
     return instance_state(instance)
 
 
