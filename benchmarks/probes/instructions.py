@@ -6,6 +6,7 @@ condition runs in its own process, once with the workload repeated ``--repeat`` 
 with it not run at all; the difference is the workload's own count.
 
     uv run python benchmarks/probes/instructions.py --workload statement --repeat 300
+    uv run python benchmarks/probes/instructions.py --workload load --repeat 1000
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
     import contextlib
 
     from sqlalchemy import create_engine, select
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, joinedload, selectinload
     from sqlalchemy.pool import StaticPool
 
     import sqlaopt
@@ -50,6 +51,11 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
         if workload == "statement":
             for i in range(repeat):
                 s.execute(select(Appointment.status).where(Appointment.id == i % 1000 + 1)).one()
+        elif workload == "load":  # the rows of one eager statement, nothing lazy
+            s.scalars(select(Appointment).options(
+                joinedload(Appointment.client), joinedload(Appointment.service),
+                selectinload(Appointment.payment),
+            ).order_by(Appointment.id).limit(repeat)).unique().all()
         else:
             rows = s.scalars(select(Appointment).order_by(Appointment.id).limit(repeat)).all()
             for a in rows:
@@ -69,7 +75,7 @@ def count(condition: str, workload: str, repeat: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=("statement", "lazy"), default="statement")
+    parser.add_argument("--workload", choices=("statement", "lazy", "load"), default="statement")
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--run", choices=CONDITIONS, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -6,7 +6,8 @@
 - :mod:`sqlaopt.indexes`, :mod:`sqlaopt.explain`: the report's indexes, checked and proven used;
 - :mod:`sqlaopt.sql`, :mod:`sqlaopt.booking`: the report's query patterns done right;
 - :mod:`sqlaopt.watch`: slow statements, index health, an index advisor, pools that fit;
-- :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates.
+- :mod:`sqlaopt.structure`: materialized views, monthly partitions, maintained aggregates;
+- :mod:`sqlaopt.report`: findings as JSON, SARIF (GitHub code scanning) and HTML files.
 """
 
 from ._errors import (

@@ -14,6 +14,7 @@ __all__ = [
     "NPlusOneWarning",
     "PresetError",
     "QueryBudgetError",
+    "ReportError",
     "SqlaoptError",
 ]
 
@@ -51,11 +52,16 @@ class BatchError(SqlaoptError, ValueError):
     """``sqlaopt.batch()``, ``install(batch=...)`` or a middleware got a setting it cannot use."""
 
 
+class ReportError(SqlaoptError, ValueError):
+    """``sqlaopt.report.write()`` got a path whose suffix names no format, or findings it cannot
+    read."""
+
+
 class NPlusOneWarning(Warning):
     """Issued in ``"warn"`` mode, once per N+1 per scope, pointing at the loop's line."""
 
 
 # Shown as ``sqlaopt.NPlusOneError`` in tracebacks, where users import them from.
 for _public in (SqlaoptError, NPlusOneError, QueryBudgetError, PresetError, NPlusOneWarning,
-                BatchError):
+                BatchError, ReportError):
     _public.__module__ = "sqlaopt"

@@ -11,6 +11,9 @@
   ``fail``.
 - ``--sqlaopt-write-baseline FILE`` records today's detections (merged across pytest-xdist
   workers); ``--sqlaopt-baseline FILE`` fails only on detections that are not in it.
+- ``--sqlaopt-report PATH`` (repeatable) writes every finding of the run, merged across
+  workers, as ``.json``, ``.sarif`` or ``.html`` (by :mod:`sqlaopt.report`), paths relative to
+  ``--sqlaopt-report-root`` (default: pytest's rootdir).
 
 The test's scope is the authority: what middlewares, Session scopes, request units and
 application ``detect()`` blocks find inside the test also reaches it. See docs/pytest.md.
@@ -22,7 +25,7 @@ import functools
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -31,8 +34,12 @@ from .detect import _baseline as baseline
 from .detect._callsite import set_test_code, treat_as_library
 from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
 from .detect._propagate import propagate_context
+from .detect._report import Detection
 from .detect._scope import Scope, Settings
 from .detect._units import close_detached, install_request_units, unit
+from .report import ReportError
+from .report._findings import Collected, record
+from .report._write import check_path, write_collected
 
 __all__ = ["nplusone"]
 
@@ -44,6 +51,17 @@ _state_key = pytest.StashKey[baseline.SessionState]()
 _outer_test_code_key = pytest.StashKey[frozenset[str]]()
 _outer_scope_key = pytest.StashKey["Scope | None"]()
 _inner_test_key = pytest.StashKey[tuple[Any, Any]]()
+
+
+class _Reports(NamedTuple):
+    """``--sqlaopt-report``: where to write, the root of the paths, the findings so far."""
+
+    paths: list[Path]
+    root: Path
+    collected: Collected
+
+
+_reports_key = pytest.StashKey[_Reports]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what an N+1 that sqlaopt.batch() already batched does: report "
                     "(default) or fail")
     parser.addini("sqlaopt_batched", "batched N+1s: report or fail", default="report")
+    group.addoption("--sqlaopt-report", metavar="PATH", action="append", default=[],
+                    help="write every finding of the run to PATH: .json, .sarif or .html "
+                    "(repeatable)")
+    group.addoption("--sqlaopt-report-root", metavar="DIR", default=None,
+                    help="file paths in reports are relative to DIR (default: rootdir); "
+                    "for SARIF, the repository's root")
     parser.addini("sqlaopt_library", "packages or directories whose frames are library code",
                   type="linelist", default=[])
 
@@ -93,8 +117,21 @@ def pytest_configure(config: pytest.Config) -> None:
         except baseline.BaselineError as error:
             raise pytest.UsageError(f"--sqlaopt-baseline {path}: {error}") from None
     config.stash[_state_key] = state
+    _configure_reports(config)
     install_request_units()
     propagate_context(True)
+
+
+def _configure_reports(config: pytest.Config) -> None:
+    paths = config.getoption("--sqlaopt-report")
+    if not paths:
+        return
+    try:
+        targets = [check_path(path) for path in paths]
+    except ReportError as error:
+        raise pytest.UsageError(f"--sqlaopt-report {error}") from None
+    root = Path(config.getoption("--sqlaopt-report-root") or config.rootpath).resolve()
+    config.stash[_reports_key] = _Reports(targets, root, Collected([]))
 
 
 def _default_mode(config: pytest.Config) -> str:
@@ -171,7 +208,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if scope is not None:
             _close_test_scope(item, scope)
     if scope is not None:
-        _fail_on_new_detections(item, mode, scope)
+        failing = _failing(item, mode, scope)
+        _record_findings(item, scope, failing)
+        if failing:
+            failure = pytest.fail.Exception(baseline.failure_text(item.nodeid, failing),
+                                            pytrace=False)
+            _raise_at(failing[0].loop or failing[0].location, failure)
     if budget is not None and counter.count > budget:
         statements = "\n".join(f"  {i}. {s}" for i, s in enumerate(counter.statements, 1))
         pytest.fail(f"max_queries({budget}): the test ran {counter.count} SQL statements:\n"
@@ -235,15 +277,31 @@ def _budget(item: pytest.Item) -> int | None:
     return budget
 
 
-def _fail_on_new_detections(item: pytest.Item, mode: str, scope: Scope) -> None:
+def _failing(item: pytest.Item, mode: str, scope: Scope) -> list[Detection]:
+    """The detections that fail the test: not in the baseline, not batched (unless
+    ``--sqlaopt-batched=fail``), in a mode that fails."""
     if mode not in ("fail", "raise"):
-        return
+        return []
     fail_batched = (item.config.getoption("--sqlaopt-batched")
                     or item.config.getini("sqlaopt_batched")) == "fail"
-    new = [d for d in scope.actionable() if fail_batched or not d.batched]
-    if new:
-        failure = pytest.fail.Exception(baseline.failure_text(item.nodeid, new), pytrace=False)
-        _raise_at(new[0].loop or new[0].location, failure)
+    return [d for d in scope.actionable() if fail_batched or not d.batched]
+
+
+def _record_findings(item: pytest.Item, scope: Scope, failing: list[Detection]) -> None:
+    """Every detection of the test for ``--sqlaopt-report``, with whether it failed the test,
+    the baseline accepted it, or it was only reported."""
+    reports = item.config.stash.get(_reports_key, None)
+    if reports is None:
+        return
+    failed = {id(d) for d in failing}
+    tolerated = scope.tolerated
+    for detection in scope.report.detections:
+        outcome = ("failed" if id(detection) in failed
+                   else "accepted" if tolerated is not None and tolerated(detection)
+                   else "reported")
+        reports.collected.records.append(record(detection, test=item.nodeid, outcome=outcome,
+                                                root=reports.root))
+    reports.collected.dropped += scope.report.dropped
 
 
 def _raise_at(location: str, failure: BaseException) -> None:
@@ -269,12 +327,18 @@ def nplusone(request: pytest.FixtureRequest) -> Report:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """pytest-xdist: take a worker's detections into the controller's (for the baseline and
-    the summary)."""
+    """pytest-xdist: take a worker's detections into the controller's (for the baseline,
+    the summary and the reports)."""
     state = node.config.stash.get(_state_key, None)
-    output = getattr(node, "workeroutput", {}).get("sqlaopt")
+    workeroutput = getattr(node, "workeroutput", {})
+    output = workeroutput.get("sqlaopt")
     if state is not None and output:
         state.merge(output)
+    reports = node.config.stash.get(_reports_key, None)
+    found = workeroutput.get("sqlaopt_report")
+    if reports is not None and found:
+        reports.collected.records.extend(found["records"])
+        reports.collected.dropped += found["dropped"]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -282,8 +346,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = config.stash.get(_state_key, None)
     if state is None:
         return
+    reports = config.stash.get(_reports_key, None)
     if hasattr(config, "workerinput"):  # an xdist worker: hand everything to the controller
         config.workeroutput["sqlaopt"] = state.export()  # type: ignore[attr-defined]
+        if reports is not None:
+            config.workeroutput["sqlaopt_report"] = {  # type: ignore[attr-defined]
+                "records": reports.collected.records, "dropped": reports.collected.dropped}
         return
     target = config.getoption("--sqlaopt-write-baseline")
     if target:
@@ -293,6 +361,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             raise pytest.UsageError(
                 f"--sqlaopt-write-baseline {target}: cannot write it ({error})"
             ) from None
+    if reports is not None:
+        _write_reports(reports)
+
+
+def _write_reports(reports: _Reports) -> None:
+    for path in reports.paths:
+        try:
+            write_collected(reports.collected, path)
+        except OSError as error:
+            raise pytest.UsageError(f"--sqlaopt-report {path}: cannot write it ({error})"
+                                    ) from None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

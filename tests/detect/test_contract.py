@@ -7,12 +7,16 @@ Runs on SQLite and PostgreSQL (the ``session`` fixture). Detections are collecte
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Column, ForeignKey, Table, create_engine, func, select, text
 from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
     Session,
     defer,
     immediateload,
     joinedload,
+    mapped_column,
+    relationship,
     selectinload,
     subqueryload,
 )
@@ -115,6 +119,43 @@ def test_column_load_after_commit(session: Session) -> None:
     [d] = report.detections
     assert (d.kind, d.model, d.relationship, d.count) == ("column_load", "Appointment", "status", 4)
     assert "expire_on_commit=False" in d.suggestion
+
+
+def test_rows_created_then_expired_are_not_blamed_on_a_defer() -> None:
+    """Objects the application created, expired by a commit, read in a loop that adds rows
+    pointing at them (each add autoflushes): no query deferred anything (ihatemoney's demo)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    owing_table = Table("owers", Base.metadata,
+                        Column("bill_id", ForeignKey("bill.id"), primary_key=True),
+                        Column("person_id", ForeignKey("person.id"), primary_key=True))
+
+    class Person(Base):
+        __tablename__ = "person"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    class Bill(Base):
+        __tablename__ = "bill"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        payer_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+        owers: Mapped[list[Person]] = relationship(secondary=owing_table)
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        members = {name: Person(name=name) for name in "abc"}
+        session.add_all(members.values())
+        session.commit()
+        with sqlaopt.detect("record") as report:
+            for payer, owing in (("b", "abc"), ("c", "ac"), ("a", "abc")):
+                session.add(Bill(owers=[members[n] for n in owing], payer_id=members[payer].id))
+            session.commit()
+    [d] = report.detections
+    assert (d.kind, d.target) == ("column_load", "Person.id")
+    assert "defer" not in d.suggestion and "expire_on_commit=False" in d.suggestion
 
 
 def test_deferred_column_in_a_loop(session: Session) -> None:

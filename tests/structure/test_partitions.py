@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, create_engine, insert, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from sqlaopt.booking.models import Appointment, Base, Payment, User
+from sqlaopt.booking import BookingConflict, book_appointment
+from sqlaopt.booking.models import Appointment, Base, Payment, Service, User
 from sqlaopt.indexes import ExclusionSpec, tsrange
 from sqlaopt.structure import APPOINTMENT_PARTITIONS, MonthlyPartitions, StructureError
 
@@ -295,6 +297,48 @@ def test_concurrent_bookings_across_a_month_boundary_never_overlap(
         # Both sides of the boundary were booked: a start from 01:15 on can only be refused
         # by a February row (no January row ends after 01:15).
         assert months == 2
+
+
+def test_book_appointment_on_the_partitioned_table_never_double_books(
+    partitioned: Engine, pg_url: str, pg_schema: str
+) -> None:
+    """The booking service itself (lock, overlap check, insert) on the partitioned table:
+    16 threads book 90-minute slots of one barber at quarter hours around the month
+    boundary; exactly the non-overlapping ones are kept, whichever partition they land in."""
+    with partitioned.begin() as conn:
+        conn.execute(insert(Service), [{"id": 1, "name": "Long cut", "base_price": Decimal("40"),
+                                        "duration_minutes": 90}])
+    engine = quick_deadlocks(pg_url, pg_schema)
+    starts = [BOUNDARY + dt.timedelta(minutes=15 * k) for k in range(-8, 8)]
+    barrier = threading.Barrier(len(starts))
+    outcomes: list[str] = []
+
+    def client(start: dt.datetime) -> None:
+        barrier.wait()
+        try:
+            with Session(engine) as session:
+                book_appointment(session, barber_id=1, service_id=1, start=start)
+                session.commit()
+            outcomes.append("booked")
+        except BookingConflict:
+            outcomes.append("conflict")
+        except Exception as error:  # any other outcome fails the assertion below
+            outcomes.append(repr(error))
+
+    threads = [threading.Thread(target=client, args=(start,)) for start in starts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    engine.dispose()
+    assert sorted(set(outcomes)) == ["booked", "conflict"], outcomes
+    with partitioned.connect() as conn:
+        assert overlapping_pairs(conn) == 0
+        booked = conn.exec_driver_sql("SELECT count(*) FROM appointments").scalar_one()
+    # Starts 22:00 to 01:45, 90 minutes each: at most 3 fit (22:00, 23:30, 01:00); whichever
+    # commits first, at least 2 (23:00 and 00:30 leave no room for a third).
+    assert booked == outcomes.count("booked")
+    assert 2 <= booked <= 3
 
 
 # --- the guard accepts exactly what one table-wide constraint accepts ----------------------------

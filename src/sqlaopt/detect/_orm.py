@@ -33,8 +33,8 @@ from typing import Any, Final
 from sqlalchemy import Column, event
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.engine import cursor as _cursor
-from sqlalchemy.orm.base import instance_state
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty, Session
+from sqlalchemy.orm.base import instance_state
 
 from ..batching import BATCHED_OPTION
 from ._sql import in_list_literals, is_read

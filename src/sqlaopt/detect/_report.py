@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 __all__ = ["END_OF_SCOPE_KINDS", "MAX_DETECTIONS", "N_PLUS_ONE_KINDS", "Detection", "Kind",
-           "Report"]
+           "Report", "as_finding", "kind_label", "split_location"]
 
 Kind = Literal["lazy_load", "column_load", "repeated_statement", "slow_statement",
                "unused_eager_load", "row_explosion", "row_by_row_write"]
@@ -116,6 +118,32 @@ def kind_label(kind: str) -> str:
     return "" if kind in END_OF_SCOPE_KINDS else "N+1 "
 
 
+def split_location(location: str, root: str | os.PathLike[str] | None = None,
+                   ) -> dict[str, Any]:
+    """``{"file", "line", "function"}`` of a ``path/to/file.py:LINE in function`` location,
+    the file as a POSIX path relative to ``root`` (default: the working directory), or
+    absolute when it lies outside ``root``; ``line`` is None when the location has none."""
+    place, _, function = location.rpartition(" in ")
+    if not place:
+        place, function = location, ""
+    filename, _, line = place.rpartition(":")
+    if not filename or not line.isdigit():
+        filename, line = place, ""
+    absolute = Path(os.path.abspath(filename))
+    try:
+        shown = absolute.relative_to(os.path.abspath(root or os.curdir)).as_posix()
+    except ValueError:  # outside the root: the path as it is
+        shown = absolute.as_posix()
+    return {"file": shown, "line": int(line) if line else None, "function": function}
+
+
+def as_finding(detection: Detection, root: str | os.PathLike[str] | None = None,
+               ) -> dict[str, Any]:
+    """One finding of :meth:`Report.to_dict`."""
+    return {**detection.as_dict(), "target": detection.target,
+            **split_location(detection.location, root)}
+
+
 def one_line(sql: str) -> str:
     """``sql`` with its white space folded into single spaces."""
     return re.sub(r"\s+", " ", sql).strip()
@@ -131,6 +159,17 @@ class Report:
     """SQL statements executed in the scope (nested scopes included once they end)."""
     dropped: int = 0
     """Distinct N+1s not recorded because the scope already held ``MAX_DETECTIONS``."""
+
+    def to_dict(self, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The report as plain JSON-ready data: ``statements``, ``dropped`` and ``findings``,
+        one per detection: :meth:`Detection.as_dict` plus ``target`` and the location's
+        ``file`` (relative to ``root``, default the working directory), ``line`` and
+        ``function``. ``sqlaopt.report.write`` writes these same findings to a file."""
+        return {
+            "statements": self.statements,
+            "dropped": self.dropped,
+            "findings": [as_finding(d, root) for d in self.detections],
+        }
 
     def __str__(self) -> str:
         dropped = f" and {self.dropped} more not recorded" if self.dropped else ""

@@ -135,19 +135,28 @@ def _column(load: Load, site: Site, statement: str) -> Detection:
     mapper = load.mapper
     model = mapper.class_.__name__ if mapper is not None else "?"
     name = _column_name(mapper, load.state, site)
-    expired = getattr(load.state, "expired_attributes", ())
-    if name not in expired:  # unloaded without being expired: deferred by mapping or option
-        prop = mapper.attrs.get(name) if mapper is not None else None
-        if getattr(prop, "deferred", False):
-            fix = f"undefer({model}.{name})"
-        else:  # the query's own defer(): undefer() would conflict with it
-            fix = f"remove defer({model}.{name}) from the query that loaded the rows"
+    prop = mapper.attrs.get(name) if mapper is not None else None
+    if getattr(prop, "deferred", False):
+        fix = f"undefer({model}.{name})"
+    elif _deferred_by_its_query(load.state, name):
+        fix = f"remove defer({model}.{name}) from the query that loaded the rows"
     else:
         fix = (
             f"load the rows once: select({model}).where({model}.id.in_(ids))"
             ".execution_options(populate_existing=True), or Session(expire_on_commit=False)"
         )
     return Detection("column_load", model, name, 0, "", fix, statement)
+
+
+def _deferred_by_its_query(state: Any, name: str) -> bool:
+    """Whether the column is unloaded because the query that loaded the row deferred it. Not
+    when it was expired (commit, ``expire()``), nor for an object that no query with loader
+    options loaded (created in the Session, then expired by a commit): ``expired_attributes``
+    alone cannot tell, as it can be empty again by the time the detection is built (seen in
+    ihatemoney's demo project: rows created, committed, then read in a loop that autoflushes)."""
+    if name in getattr(state, "expired_attributes", ()):
+        return False
+    return bool(getattr(state, "load_options", ()))
 
 
 def _column_name(mapper: Mapper[Any] | None, state: Any, site: Site) -> str:
