@@ -232,7 +232,7 @@ def _option(path: str, loaders: dict[str, str]) -> Any:
     return option
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(eager=st.dictionaries(st.sampled_from(sorted(PATHS)), st.sampled_from(sorted(LOADERS)),
                              min_size=1),

@@ -67,10 +67,10 @@ class Slot:
         """The class manager whose attribute was last made to notice reads."""
 
 
-def loaded(scope: Scope, state: Any, context: Any, refreshed: bool = False) -> None:
+def loaded(scope: Scope, state: Any, context: Any) -> None:
     """A query (``context``, a QueryContext) loaded the instance of ``state`` (new, or
     populated further) in a scope that watches eager loads."""
-    plan = eager_plan(context, state, refreshed)
+    plan = eager_plan(context, state)
     if not plan or scope.eager_overflow:
         return
     if len(watched) >= MAX_WATCHED:

@@ -265,7 +265,7 @@ def finalize(scope: Scope) -> None:
 # ---------------------------------------------------------------- eager loads
 
 
-def _on_load(target: Any, context: Any, *refreshed: Any) -> None:
+def _on_load(target: Any, context: Any, *attributes: Any) -> None:
     """A query loaded (or populated further) an instance: the scope watching eager loads
     here records it."""
     try:
@@ -273,7 +273,7 @@ def _on_load(target: Any, context: Any, *refreshed: Any) -> None:
         if scope is None or scope.closed:
             scope = _reroute(scope, None, context.session)
         if scope is not None and scope.watch_eager and not scope.closed:
-            _eager.loaded(scope, state_of(target), context, bool(refreshed))
+            _eager.loaded(scope, state_of(target), context)
     except Exception as error:  # the detector must never break the application
         internal_error(error)
 

@@ -294,20 +294,21 @@ class EagerLoad:
         """Joined and subquery loads fill the value during the row: loaded only if present."""
 
 
-def eager_plan(context: Any, state: Any, refreshed: bool = False) -> tuple[EagerLoad, ...]:
+def eager_plan(context: Any, state: Any) -> tuple[EagerLoad, ...]:
     """The relationships the query of ``context`` (a QueryContext) loads eagerly into a new
     instance at ``state``'s load path. Joined loads are named by the compile state's
     ``("eager_row_processor", path)`` entries (paths relative to a sub-query's
     ``current_path``), select-IN and immediate loads by the post-load registry; computed once
-    per query and path (kept in the query's own ``attributes`` dict, one per execution).
-    ``refreshed``: the instance was already in the Session, populated further."""
+    per query and path (kept in the query's own ``attributes`` dict, one per execution)."""
     attributes = context.attributes
     cache: dict[tuple[Any, ...], tuple[EagerLoad, ...]] | None = attributes.get(_PLAN_KEY)
     if cache is None:
         cache = attributes[_PLAN_KEY] = {}
-    paths = [state.load_path]
-    if refreshed:  # its load_path is the first query's: this one may have reached it as root
-        paths.append(state.mapper._path_registry)
+    # The load path an instance keeps is the one it was first created through: another query
+    # (a ``refresh`` event), or, in one query, a nested join that reached the root's own row first
+    # (SQLAlchemy 2.0.25, ``joinedload(A.bs).joinedload(B.a)``). Then this query may have
+    # loaded it as its root entity: the root path's plan.
+    paths = [state.load_path, state.mapper._path_registry]
     for load_path in paths:
         full = tuple(load_path.path)
         plan = cache.get(full)
