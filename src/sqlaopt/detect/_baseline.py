@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -117,5 +118,7 @@ def _source_line(location: str) -> str:
     filename, _, line = place.rpartition(":")
     if not line.isdigit():
         return ""
-    text = linecache.getline(filename, int(line)).strip()
+    # Locations are relative to the working directory: linecache must not mix up two files of
+    # one relative name (two generated suites in one pytest-xdist worker, each its helpers.py).
+    text = linecache.getline(os.path.abspath(filename), int(line)).strip()
     return f"{place} | {text}" if text else ""

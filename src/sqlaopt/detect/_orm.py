@@ -16,6 +16,13 @@ in the execution options and the compile state:
 - ``synchronize_session`` in the execution options: the SELECT an ORM-enabled UPDATE or
   DELETE runs first to find its rows (dialects without UPDATE ... RETURNING, e.g. MariaDB).
 
+For issue 13's kinds it also reads: the compile state's ``("eager_row_processor", path)``
+entries and ``multi_row_eager_loaders`` (joined eager loads), a query's ``post_load_paths``
+(select-IN and immediate loads) and loader lookups (subquery loads), the execution context's
+``cursor_fetch_strategy`` (replaced by a counting one for statements that may explode), the
+compiled ``_result_columns`` (where the root's primary key is), and it swaps the class of a
+relationship's ``InstrumentedAttribute`` while reads of it are watched.
+
 Checked on SQLAlchemy 2.0.25 and 2.1.9 by the test suite. Should a later version move them,
 :func:`classify` degrades to reporting plain statements instead of failing.
 """

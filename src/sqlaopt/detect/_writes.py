@@ -17,7 +17,7 @@ from ._callsite import capture, describe, is_test_code
 from ._emit import emit
 from ._orm import flush_number, write_kind, written_table
 from ._report import Detection
-from ._scope import Scope
+from ._scope import MAX_COUNT_KEYS, Scope
 from ._sql import fingerprint
 from ._suggest import row_by_row_detection
 
@@ -39,6 +39,8 @@ def observe(scope: Scope, context: ExecutionContext, statement: str) -> None:
     if flush:
         if scope.flushes.get(key) == flush:
             return  # this flush already counted this write
+        if len(scope.flushes) >= MAX_COUNT_KEYS:  # bounded: an older flush is over anyway
+            scope.flushes.clear()
         scope.flushes[key] = flush
     found = scope.found.get(key)
     if found is not None:
