@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-__all__ = ["END_OF_SCOPE_KINDS", "MAX_DETECTIONS", "N_PLUS_ONE_KINDS", "Detection", "Kind",
-           "Report", "as_finding", "kind_label", "split_location"]
+__all__ = ["END_OF_SCOPE_KINDS", "MAX_DETECTIONS", "Detection", "Kind", "Report", "as_finding",
+           "kind_label", "split_location"]
 
 Kind = Literal["lazy_load", "column_load", "repeated_statement", "slow_statement",
                "unused_eager_load", "row_explosion", "row_by_row_write"]
@@ -22,7 +22,6 @@ _VERBS = {
     "row_explosion": "joined-loaded into {count} rows",
     "row_by_row_write": "written row by row {count} times",
 }
-N_PLUS_ONE_KINDS: Final = frozenset({"lazy_load", "column_load", "repeated_statement"})
 END_OF_SCOPE_KINDS: Final = frozenset({"unused_eager_load", "row_explosion",
                                        "row_by_row_write"})
 """Kinds that ``raise`` mode raises when the scope ends, never in the middle of a load or a
