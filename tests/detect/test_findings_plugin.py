@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from ..report.helpers import assert_valid_sarif
+
 # The suites run in this process: this test's own scope must not see their statements.
 pytestmark = pytest.mark.nplusone(mode="off")
 
@@ -143,16 +145,25 @@ def test_bad_marker_value_is_a_usage_error(suite: pytest.Pytester) -> None:
 
 def test_two_workers_and_a_merged_baseline(suite: pytest.Pytester) -> None:
     suite.makepyfile(test_app=TESTS)
-    baseline = suite.path / "baseline.json"
+    baseline, report, sarif = (suite.path / name
+                               for name in ("baseline.json", "r.json", "r.sarif"))
     result = suite.runpytest_subprocess("-n", "2", "--sqlaopt-nplusone=record",
-                                        f"--sqlaopt-write-baseline={baseline}")
+                                        f"--sqlaopt-write-baseline={baseline}",
+                                        f"--sqlaopt-report={report}", f"--sqlaopt-report={sarif}")
     result.assert_outcomes(passed=6)
-    entries = json.loads(baseline.read_text())["detections"]
-    assert sorted((e["test"], e["kind"]) for e in entries) == [
+    expected = [
         ("test_app.py::test_explode", "row_explosion"),
         ("test_app.py::test_unused", "unused_eager_load"),
         ("test_app.py::test_writes", "row_by_row_write"),
     ]
+    entries = json.loads(baseline.read_text())["detections"]
+    assert sorted((e["test"], e["kind"]) for e in entries) == expected
+    findings = json.loads(report.read_text())["findings"]
+    assert sorted((f["test"], f["kind"]) for f in findings) == expected
+    run = assert_valid_sarif(sarif)["runs"][0]
+    assert sorted(r["ruleId"] for r in run["results"]) == sorted(k for _, k in expected)
+    rules = {r["id"]: r["shortDescription"]["text"] for r in run["tool"]["driver"]["rules"]}
+    assert rules["unused_eager_load"] == "An eager load whose value nothing read"
     suite.runpytest_subprocess("-n", "2").assert_outcomes(passed=3, failed=3)
     suite.runpytest_subprocess("-n", "2", f"--sqlaopt-baseline={baseline}").assert_outcomes(
         passed=6)
