@@ -1,4 +1,8 @@
-"""What the N+1 detector costs: sqlaopt's log and record modes against no detector.
+"""What the N+1 detector costs: sqlaopt's log, record and test modes against no detector.
+
+"test mode" is ``detect("record")`` with its defaults, as under the pytest plugin: every
+finding kind, unused eager loads included (each loaded instance watched); "record" turns
+unused eager loads off (the kinds of production).
 
 Three workloads, run in one process with the conditions interleaved in every repetition
 (rotating their order), each reported as the median of the per-repetition ratios to
@@ -93,6 +97,14 @@ def log_mode() -> Iterator[None]:
 
 @contextlib.contextmanager
 def record_mode() -> Iterator[None]:
+    """An explicit scope with the kinds of production only (unused eager loads off)."""
+    with sqlaopt.detect("record", unused_eager=False):
+        yield
+
+
+@contextlib.contextmanager
+def test_mode() -> Iterator[None]:
+    """An explicit record scope as in tests: every kind on, unused eager loads included."""
     with sqlaopt.detect("record"):
         yield
 
@@ -109,7 +121,7 @@ def sampled_log_mode() -> Iterator[None]:
 
 CONDITIONS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
     "none": no_detector, "sqlaopt log": log_mode, "sqlaopt log 10%": sampled_log_mode,
-    "sqlaopt record": record_mode,
+    "sqlaopt record": record_mode, "sqlaopt test mode": test_mode,
 }
 
 

@@ -32,17 +32,21 @@ class NPlusOneMiddleware:
     in :func:`sqlaopt.detect`. ``sample_rate`` is the fraction of requests observed. Nothing of
     sqlaopt's reaches the application in any mode but ``"raise"``. ``batch=True`` runs each
     request under :func:`sqlaopt.batch`; ``slow_ms`` and ``plans`` as in
-    :func:`sqlaopt.install`.
+    :func:`sqlaopt.install`; ``unused_eager=True`` also reports the request's eager loads
+    that nothing read (off by default: it watches every loaded instance), and
+    ``explosion_factor`` as in :func:`sqlaopt.detect`.
     """
 
     def __init__(
         self, app: ASGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
         *, sample_rate: float = 1.0, batch: bool = False, slow_ms: float | None = None,
-        plans: Any = None,
+        plans: Any = None, unused_eager: bool = False, explosion_factor: float = 10.0,
     ) -> None:
         self.app = app
         self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
-                                         slow_ms=slow_ms, plans=plans)
+                                         slow_ms=slow_ms, plans=plans,
+                                         unused_eager=unused_eager,
+                                         explosion_factor=explosion_factor)
         self.batch = batching.checked_flag(batch, "batch")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

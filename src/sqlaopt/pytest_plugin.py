@@ -2,7 +2,8 @@
 
 - ``--sqlaopt-nplusone`` / ini ``sqlaopt_nplusone``: ``fail`` (default: the test fails at the
   end of its body, listing each N+1), ``raise``, ``warn``, ``log``, ``record``, ``off``.
-- ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=..., test_loops=...)`` per test;
+- ``@pytest.mark.nplusone(mode=..., allow=[...], threshold=..., test_loops=...,
+  unused_eager=...)`` per test;
   ``@pytest.mark.max_queries(n)`` fails a test whose body ran more than ``n`` statements.
 - Fixture ``nplusone``: the running test's :class:`sqlaopt.Report`.
 - ``--sqlaopt-batched`` / ini ``sqlaopt_batched``: ``report`` (default: an N+1 that
@@ -171,19 +172,20 @@ def _settings(item: pytest.Item) -> tuple[str, Settings]:
                 f"{item.nodeid}: use nplusone(mode=..., allow=[...], threshold=...)"
             )
         options = dict(marker.kwargs)
-        unknown = set(options) - {"mode", "allow", "threshold", "test_loops"}
+        unknown = set(options) - {"mode", "allow", "threshold", "test_loops", "unused_eager"}
         if unknown:
             raise pytest.UsageError(
                 f"{item.nodeid}: unknown nplusone option(s) {sorted(unknown)}; "
-                "accepted: mode, allow, threshold, test_loops"
+                "accepted: mode, allow, threshold, test_loops, unused_eager"
             )
     mode = _check_mode(options.get("mode", mode), f"{item.nodeid}: nplusone(mode)")
     try:
         settings = Settings.checked(
             _SCOPE_MODE.get(mode, mode), options.get("threshold", 2), options.get("allow", ()),
             test_loops=bool(options.get("test_loops", test_loops)),
+            unused_eager=options.get("unused_eager"),
         )
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
     return mode, settings
 

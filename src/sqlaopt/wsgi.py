@@ -27,17 +27,21 @@ class NPlusOneMiddleware:
     when the server closes the response body; a body that is never closed (a test client's
     unread response) has its scope closed at the next request. ``batch=True`` runs the
     request, body included, under :func:`sqlaopt.batch`; ``slow_ms`` and ``plans`` as in
-    :func:`sqlaopt.install`.
+    :func:`sqlaopt.install`; ``unused_eager=True`` also reports the request's eager loads
+    that nothing read (off by default: it watches every loaded instance), and
+    ``explosion_factor`` as in :func:`sqlaopt.detect`.
     """
 
     def __init__(
         self, app: WSGIApp, mode: str = "log", threshold: int = 2, allow: Iterable[str] = (),
         *, sample_rate: float = 1.0, batch: bool = False, slow_ms: float | None = None,
-        plans: Any = None,
+        plans: Any = None, unused_eager: bool = False, explosion_factor: float = 10.0,
     ) -> None:
         self.app = app
         self.settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
-                                         slow_ms=slow_ms, plans=plans)
+                                         slow_ms=slow_ms, plans=plans,
+                                         unused_eager=unused_eager,
+                                         explosion_factor=explosion_factor)
         self.batch = batching.checked_flag(batch, "batch")
 
     def __call__(

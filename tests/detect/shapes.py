@@ -76,8 +76,68 @@ class Stamped(Base):
     created: Mapped[str] = mapped_column(String(40), server_default=func.lower("X"))
 
 
+class Shelf(Base):
+    """Two collections on one parent, one under another (issue 13: eager loads)."""
+
+    __tablename__ = "shape_shelves"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    books: Mapped[list[Book]] = relationship(back_populates="shelf", order_by="Book.id")
+    tags: Mapped[list[Tag]] = relationship(order_by="Tag.id")
+
+
+class Book(Base):
+    __tablename__ = "shape_books"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shelf_id: Mapped[int] = mapped_column(ForeignKey("shape_shelves.id"))
+    shelf: Mapped[Shelf] = relationship(back_populates="books")
+    notes: Mapped[list[Note]] = relationship(order_by="Note.id")
+
+
+class Note(Base):
+    __tablename__ = "shape_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("shape_books.id"))
+
+
+class Tag(Base):
+    __tablename__ = "shape_tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shelf_id: Mapped[int] = mapped_column(ForeignKey("shape_shelves.id"))
+    label: Mapped[str] = mapped_column(String(20), default="")
+
+
+class Drawer(Base):
+    """A relationship eager by mapping (``lazy="selectin"``)."""
+
+    __tablename__ = "shape_drawers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    things: Mapped[list[Thing]] = relationship(lazy="selectin", order_by="Thing.id")
+
+
+class Thing(Base):
+    __tablename__ = "shape_things"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drawer_id: Mapped[int] = mapped_column(ForeignKey("shape_drawers.id"))
+
+
+SHELVES, BOOKS_PER_SHELF, NOTES_PER_BOOK, TAGS_PER_SHELF = 20, 10, 5, 10
+
+
 def populate(session: Session) -> None:
-    """A 4-level category tree (1 root, 2 children each), two teams with managers and people."""
+    """A 4-level category tree (1 root, 2 children each), two teams with managers and people;
+    20 shelves of 10 books (5 notes each) and 10 tags; 3 drawers of 2 things."""
+    session.add_all(
+        Shelf(books=[Book(notes=[Note() for _ in range(NOTES_PER_BOOK)])
+                     for _ in range(BOOKS_PER_SHELF)],
+              tags=[Tag(label=f"t{i}") for i in range(TAGS_PER_SHELF)])
+        for _ in range(SHELVES))
+    session.add_all(Drawer(things=[Thing(), Thing()]) for _ in range(3))
     root = Category(name="root")
     level = [root]
     for _ in range(3):

@@ -12,6 +12,9 @@ import sqlaopt
 from sqlaopt import PresetError, assert_loaded, eager
 from sqlaopt.booking.models import Appointment, User
 
+# These tests load eagerly to inspect what was loaded, without reading it: not waste.
+pytestmark = pytest.mark.nplusone(unused_eager=False)
+
 
 def test_passes_on_loaded_paths_without_sql(db: Session) -> None:
     users = db.scalars(select(User).options(*eager(User, "appointments.client", "payments"))).all()

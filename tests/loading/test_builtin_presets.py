@@ -19,6 +19,9 @@ from sqlaopt.loading import covering_preset
 from .backend_models import BackendModels
 from .conftest import touch
 
+# These tests load eagerly to inspect what was loaded, without reading it: not waste.
+pytestmark = pytest.mark.nplusone(unused_eager=False)
+
 BUILT_IN = {
     name: value
     for name in sqlaopt.presets.__all__
@@ -128,10 +131,13 @@ def test_get_role_in_organization_loop_is_fixed_by_user_organizations(
     assert "sqlaopt.presets.USER_ORGANIZATIONS" in before.detections[0].suggestion
 
     options = sqlaopt.presets.USER_ORGANIZATIONS.options(Base)
-    with Session(booking_engine) as session, sqlaopt.detect(mode="raise") as after:
+    with Session(booking_engine) as session, sqlaopt.detect(mode="record") as after:
         for user in session.scalars(select(User).options(*options)).all():
             user.get_role_in_organization(1)
-    assert after.detections == []
+    # No N+1 left; the preset also loads each membership's organization, which this method
+    # never reads (issue 13's unused eager load).
+    assert [(d.kind, d.target) for d in after.detections] == [
+        ("unused_eager_load", "UserOrganization.organization")]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,9 @@ from sqlaopt.booking.models import Appointment, Payment, Service, User
 
 from .conftest import touch
 
+# These tests load eagerly to inspect what was loaded, without reading it: not waste.
+pytestmark = pytest.mark.nplusone(unused_eager=False)
+
 
 def run(db: Session, stmt: object) -> tuple[list[object], list[str]]:
     with sqlaopt.count_queries() as queries:

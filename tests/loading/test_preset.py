@@ -13,6 +13,9 @@ import sqlaopt
 from sqlaopt import Preset, PresetError, assert_loaded
 from sqlaopt.booking.models import Appointment, Base, User
 
+# These tests load eagerly to inspect what was loaded, without reading it: not waste.
+pytestmark = pytest.mark.nplusone(unused_eager=False)
+
 HISTORY = Preset("User", "appointments.client", name="HISTORY", doc="A user's bookings.")
 
 

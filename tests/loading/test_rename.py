@@ -24,6 +24,9 @@ from sqlaopt.presets import (
     retarget,
 )
 
+# These tests load eagerly to inspect what was loaded, without reading it: not waste.
+pytestmark = pytest.mark.nplusone(unused_eager=False)
+
 
 class AppBase(DeclarativeBase):
     pass

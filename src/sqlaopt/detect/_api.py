@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from .. import batching
 from .._decorate import each_call_inside
-from .._errors import QueryBudgetError
+from .._errors import NPlusOneError, QueryBudgetError
 from ._callsite import is_test_code
 from ._emit import DEFAULT_LOG_WINDOW, flush_log_summaries, set_log_window
 from ._hook import (
@@ -24,8 +24,8 @@ from ._hook import (
     open_counter,
     test_running,
 )
-from ._report import Report
-from ._scope import Settings, active_scope, allowed_patterns, check_patterns
+from ._report import END_OF_SCOPE_KINDS, Report
+from ._scope import Scope, Settings, active_scope, allowed_patterns, check_patterns
 
 __all__ = ["allow", "assert_max_queries", "count_queries", "detect", "install", "uninstall"]
 
@@ -48,13 +48,23 @@ class detect:
     :param slow_ms: also report statements slower than this many milliseconds
         (``"slow_statement"``), with their plan when ``plans`` is a
         ``sqlaopt.watch.PlanSampler``.
+    :param unused_eager: report eager loads nothing read (``"unused_eager_load"``); None (the
+        default) means on in ``raise``, ``warn`` and ``record`` modes, off in ``log``.
+    :param explosion_factor: rows per root entity that make a joined load a
+        ``"row_explosion"`` (with at least 1,000 rows; default 10).
+
+    Row-by-row writes, row explosions and unused eager loads are found too (see
+    docs/findings.md); ``"raise"`` mode raises those when the block ends.
     """
 
     def __init__(
         self, mode: str = "raise", *, threshold: int = 2, allow: Iterable[str] = (),
-        slow_ms: float | None = None, plans: Any = None,
+        slow_ms: float | None = None, plans: Any = None, unused_eager: bool | None = None,
+        explosion_factor: float = 10.0,
     ) -> None:
-        self.settings = Settings.checked(mode, threshold, allow, slow_ms=slow_ms, plans=plans)
+        self.settings = Settings.checked(mode, threshold, allow, slow_ms=slow_ms, plans=plans,
+                                         unused_eager=unused_eager,
+                                         explosion_factor=explosion_factor)
 
     def __enter__(self) -> Report:
         anchor = _with_frame(sys._getframe(1))
@@ -72,15 +82,27 @@ class detect:
         while scope is not None and (scope.opener is not self or scope.closed):
             scope = scope.parent
         if scope is not None:
-            leave(scope)
+            _leave_raising(scope, failing=exc is not None)
 
     def __call__(self, function: F) -> F:
         settings = self.settings
         code = getattr(function, "__code__", None)
         filename = code.co_filename if code is not None else None
         # Whether the scope owns its detections depends on whether a test runs: at each call.
-        return each_call_inside(function, "sqlaopt.detect(...)",
-                                lambda: enter(settings, owns=_owns(filename)), leave)
+        return each_call_inside(
+            function, "sqlaopt.detect(...)", lambda: enter(settings, owns=_owns(filename)),
+            lambda scope: _leave_raising(scope, failing=sys.exc_info()[1] is not None))
+
+
+def _leave_raising(scope: Scope, *, failing: bool) -> None:
+    """Close the scope; in ``raise`` mode, raise what is found only when it ends (unused eager
+    loads, row explosions, row-by-row writes), unless the block is already failing."""
+    leave(scope)
+    if scope.settings.mode != "raise" or failing:
+        return
+    found = [d for d in scope.actionable() if d.kind in END_OF_SCOPE_KINDS and not d.batched]
+    if found:
+        raise NPlusOneError(found)
 
 
 def _owns(opener_file: str | None) -> bool:
@@ -103,7 +125,8 @@ def _with_frame(frame: FrameType) -> FrameType:
 def install(
     mode: str = "log", *, threshold: int = 2, allow: Iterable[str] = (),
     sample_rate: float = 1.0, log_window: float = DEFAULT_LOG_WINDOW, batch: bool = False,
-    slow_ms: float | None = None, plans: Any = None,
+    slow_ms: float | None = None, plans: Any = None, unused_eager: bool = False,
+    explosion_factor: float = 10.0,
 ) -> None:
     """Detect N+1s process-wide, outside explicit scopes: each Session is its own scope.
 
@@ -113,11 +136,14 @@ def install(
     turns on :func:`sqlaopt.batch` process-wide (batched N+1s are still logged, once each).
     ``slow_ms`` also reports statements slower than that many milliseconds, at the
     application's line, with their plan when ``plans`` is a ``sqlaopt.watch.PlanSampler``.
-    Calling it again replaces the settings (for sessions that begin a transaction
-    afterwards); it is idempotent.
+    ``unused_eager=True`` also reports eager loads nothing read, judged when each Session's
+    outermost transaction ends (it watches every loaded instance: see docs/findings.md for
+    its cost); ``explosion_factor`` as in :func:`detect`. Calling it again replaces the
+    settings (for sessions that begin a transaction afterwards); it is idempotent.
     """
     settings = Settings.checked(mode, threshold, allow, sample_rate=sample_rate,
-                                slow_ms=slow_ms, plans=plans)
+                                slow_ms=slow_ms, plans=plans, unused_eager=unused_eager,
+                                explosion_factor=explosion_factor)
     if isinstance(log_window, bool) or not isinstance(log_window, (int, float)) \
             or log_window < 0:
         raise ValueError(f"log_window must be a number of seconds >= 0; got {log_window!r}")

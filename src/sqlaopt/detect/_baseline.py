@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import linecache
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from .._errors import SqlaoptError
-from ._report import Detection
+from ._report import Detection, kind_label
 
 __all__ = ["BaselineError", "SessionState", "entry", "failure_text", "read", "write"]
 
@@ -99,7 +100,8 @@ def failure_text(nodeid: str, detections: Sequence[Detection]) -> str:
     followed by the source line of its loop; then how to accept or opt out."""
     lines = []
     for detection in detections:
-        lines.append(f"sqlaopt: N+1 {detection.headline()}; fix: {detection.suggestion}")
+        lines.append(f"sqlaopt: {kind_label(detection.kind)}{detection.headline()}; "
+                     f"fix: {detection.suggestion}")
         source = _source_line(detection.loop or detection.location)
         if source:
             lines.append(f"    {source}")
@@ -116,5 +118,7 @@ def _source_line(location: str) -> str:
     filename, _, line = place.rpartition(":")
     if not line.isdigit():
         return ""
-    text = linecache.getline(filename, int(line)).strip()
+    # Locations are relative to the working directory: linecache must not mix up two files of
+    # one relative name (two generated suites in one pytest-xdist worker, each its helpers.py).
+    text = linecache.getline(os.path.abspath(filename), int(line)).strip()
     return f"{place} | {text}" if text else ""

@@ -21,10 +21,21 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
 from .._lanes import lane
-from . import _slow
+from . import _eager, _slow, _writes
 from ._callsite import capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
-from ._orm import COLUMN, IGNORE, LAZY, STATEMENT, Load, classify, track_flushes
+from ._orm import (
+    COLUMN,
+    IGNORE,
+    LAZY,
+    STATEMENT,
+    Load,
+    classify,
+    state_of,
+    stop_watching_reads,
+    track_flushes,
+    track_loads,
+)
 from ._repeats import Repeats
 from ._report import Detection
 from ._scope import Scope, Settings, active_scope
@@ -112,7 +123,8 @@ def _on_execute(
     return statement, parameters
 
 
-def _reroute(scope: Scope | None, conn: Connection) -> Scope | None:
+def _reroute(scope: Scope | None, conn: Connection | None,
+             session: Session | None = None) -> Scope | None:
     """Where a statement outside any open scope goes: the nearest open enclosing scope of a
     closed one (work a request started and left running), else the running test, else the
     Session's own scope under ``install()``, else the closed scope itself (acting at once)."""
@@ -124,7 +136,10 @@ def _reroute(scope: Scope | None, conn: Connection) -> Scope | None:
     if test is not None:
         return test
     if _installed is not None:
-        session_scope: Scope | None = conn.__dict__.get(_SCOPE_KEY)
+        session_scope: Scope | None = (
+            conn.__dict__.get(_SCOPE_KEY) if conn is not None
+            else session.info.get(_SCOPE_KEY, (None, None))[1] if session is not None
+            else None)
         if session_scope is not None:
             return session_scope
     return scope
@@ -134,6 +149,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
     load = classify(context)
     kind = load.kind
     if kind == IGNORE:
+        _writes.observe(scope, context, statement)  # a write, never an N+1 (issue 13)
         return
     target: object
     if kind == LAZY and load.relationship is not None:
@@ -142,6 +158,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
     elif kind == COLUMN:
         target = load.mapper
     else:
+        _eager.watch_rows(scope, context, statement)
         kind, load = STATEMENT, _STATEMENT
         compiled = context.compiled
         target = fingerprint(compiled.string if compiled is not None else statement)
@@ -238,9 +255,59 @@ def _deepen(scope: Scope, key: tuple[Any, ...]) -> None:
 
 
 def finalize(scope: Scope) -> None:
-    """Bring suggestions up to date with what the whole scope saw (the deepest recursion)."""
+    """Bring suggestions up to date with what the whole scope saw (the deepest recursion),
+    and report the eager loads nothing read in it."""
     for detection, (rels, depth, _) in list(scope.depths.items()):
         detection.suggestion = recursion_fix(rels, depth)
+    _eager.report_unused(scope)
+
+
+# ---------------------------------------------------------------- eager loads
+
+
+def _on_load(target: Any, context: Any, *attributes: Any) -> None:
+    """A query loaded (or populated further) an instance: the scope watching eager loads
+    here records it."""
+    try:
+        scope = active_scope.get()
+        if scope is None or scope.closed:
+            scope = _reroute(scope, None, context.session)
+        if scope is not None and scope.watch_eager and not scope.closed:
+            _eager.loaded(scope, state_of(target), context)
+    except Exception as error:  # the detector must never break the application
+        internal_error(error)
+
+
+def _on_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    """Under ``install(unused_eager=True)`` a Session's scope has no end: its eager loads are
+    judged when its outermost transaction ends."""
+    if transaction.parent is not None:
+        return
+    try:
+        scope = session.info.get(_SCOPE_KEY, (None, None))[1]
+        if scope is not None and scope.watch_eager:
+            known = len(scope.report.detections)
+            _eager.report_unused(scope)
+            for detection in scope.report.detections[known:]:
+                emit(detection, scope.settings.mode if scope.settings.mode != "raise" else "log")
+    except Exception as error:
+        internal_error(error)
+
+
+_watchers = 0
+
+
+def _watch_eager(on: bool) -> None:
+    """One more (or one less) scope watching eager loads; the load listener and the swapped
+    attributes exist only while one does."""
+    global _watchers
+    with _lock:
+        _watchers += 1 if on else -1
+        if on and _watchers == 1:
+            track_loads(True, _on_load)
+        elif not on and _watchers == 0:
+            track_loads(False, _on_load)
+            stop_watching_reads()
 
 
 # ---------------------------------------------------------------- listener lifetime
@@ -289,6 +356,12 @@ def install_defaults(settings: Settings | None) -> None:
     elif previous is not None and settings is None:
         event.remove(Session, "after_begin", _on_begin)
         _release()
+    if settings is not None and settings.unused_eager:
+        event.listen(Session, "after_transaction_end", _on_transaction_end)
+        _watch_eager(True)
+    if previous is not None and previous.unused_eager:
+        event.remove(Session, "after_transaction_end", _on_transaction_end)
+        _watch_eager(False)
     if settings is not None and settings.slow_ms is not None:
         _slow.acquire()
     if previous is not None and previous.slow_ms is not None:
@@ -332,6 +405,8 @@ def enter(settings: Settings, *, opener: object = None, **scope_args: Any) -> Sc
         raise
     if settings.slow_ms is not None:
         _slow.acquire()
+    if scope.watch_eager:
+        _watch_eager(True)
     return scope
 
 
@@ -352,6 +427,9 @@ def leave(scope: Scope) -> None:
     _release()
     if scope.settings.slow_ms is not None:
         _slow.release()
+    if scope.watch_eager:
+        _eager.forget(scope)  # judged below (finalize); nothing reads into it any more
+        _watch_eager(False)
     if scope.parent is not None:
         scope.parent.report.statements += scope.report.statements
     mode = scope.settings.mode

@@ -16,6 +16,13 @@ in the execution options and the compile state:
 - ``synchronize_session`` in the execution options: the SELECT an ORM-enabled UPDATE or
   DELETE runs first to find its rows (dialects without UPDATE ... RETURNING, e.g. MariaDB).
 
+For issue 13's kinds it also reads: the compile state's ``("eager_row_processor", path)``
+entries and ``multi_row_eager_loaders`` (joined eager loads), a query's ``post_load_paths``
+(select-IN and immediate loads) and loader lookups (subquery loads), the execution context's
+``cursor_fetch_strategy`` (replaced by a counting one for statements that may explode), the
+compiled ``_result_columns`` (where the root's primary key is), and it swaps the class of a
+relationship's ``InstrumentedAttribute`` while reads of it are watched.
+
 Checked on SQLAlchemy 2.0.25 and 2.1.9 by the test suite. Should a later version move them,
 :func:`classify` degrades to reporting plain statements instead of failing.
 """
@@ -25,13 +32,16 @@ from __future__ import annotations
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import Column, event
 from sqlalchemy.engine import ExecutionContext
-from sqlalchemy.orm import Mapper, RelationshipProperty, Session
+from sqlalchemy.engine import cursor as _cursor
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty, Session
+from sqlalchemy.orm.base import instance_state
 
 from ..batching import BATCHED_OPTION
 from ._sql import in_list_literals, is_read
@@ -41,14 +51,30 @@ __all__ = [
     "IGNORE",
     "LAZY",
     "STATEMENT",
+    "EagerLoad",
     "Load",
+    "WatchedAttribute",
     "attribute_being_loaded",
     "class_name_of_table",
     "classify",
+    "count_rows",
     "deleting",
+    "eager_plan",
+    "flush_number",
+    "has_value",
     "in_list_values",
+    "joined_collections",
     "limit_and_offset",
+    "query_statement",
+    "root_key_columns",
+    "state_of",
+    "stop_watching_reads",
     "track_flushes",
+    "track_loads",
+    "watch_reads",
+    "watched",
+    "write_kind",
+    "written_table",
 ]
 
 IGNORE: Final = 0  # writes, DDL, a flush's own reads and eager-loader sub-queries
@@ -106,10 +132,15 @@ _IGNORE = Load(IGNORE)
 # The Session flushing in this context (weakly): set by a before_flush listener, and checked
 # against the Session's own flag, so a flush that ended (or failed) never leaves it stale.
 _flushing: ContextVar[weakref.ref[Session] | None] = ContextVar("sqlaopt_flushing", default=None)
+_flush_number: ContextVar[int] = ContextVar("sqlaopt_flush_number", default=0)
+_flushes = 0
 
 
 def _on_before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    global _flushes
     _flushing.set(weakref.ref(session))
+    _flushes += 1  # a number per flush: a flush's many statements are one write (issue 13)
+    _flush_number.set(_flushes)
 
 
 def track_flushes(on: bool) -> None:
@@ -241,3 +272,271 @@ def class_name_of_table(table: Any) -> str | None:
             if table in mapper.tables or any(t.name == table for t in mapper.tables):
                 return str(mapper.class_.__name__)
     return None
+
+
+# ---------------------------------------------------------------- eager loads (issue 13)
+
+JOINED: Final = "joinedload"
+_POST_LOADERS: Final = {"_SelectInLoader": "selectinload", "SelectInLoader": "selectinload",
+                        "_ImmediateLoader": "immediateload", "ImmediateLoader": "immediateload"}
+_SUBQUERY_LOADERS: Final = ("_SubqueryLoader", "SubqueryLoader")
+_PLAN_KEY: Final = "_sqlaopt_eager_plan"
+
+
+class EagerLoad:
+    """A relationship a query loads eagerly into the instances of one load path."""
+
+    __slots__ = ("by_option", "loader", "needs_value", "path", "prop")
+
+    def __init__(self, prop: RelationshipProperty[Any], loader: str, by_option: bool,
+                 path: tuple[Any, ...], needs_value: bool) -> None:
+        self.prop = prop
+        self.loader = loader
+        """``"joinedload"``, ``"selectinload"``, ``"subqueryload"`` or ``"immediateload"``."""
+        self.by_option = by_option
+        """Whether a loader option asked for it (else the mapping's ``lazy=``)."""
+        self.path = path
+        """The load path ending with the relationship: (mapper, relationship, ...)."""
+        self.needs_value = needs_value
+        """Joined and subquery loads fill the value during the row: loaded only if present."""
+
+
+def eager_plan(context: Any, state: Any) -> tuple[EagerLoad, ...]:
+    """The relationships the query of ``context`` (a QueryContext) loads eagerly into a new
+    instance at ``state``'s load path. Joined loads are named by the compile state's
+    ``("eager_row_processor", path)`` entries (paths relative to a sub-query's
+    ``current_path``), select-IN and immediate loads by the post-load registry; computed once
+    per query and path (kept in the query's own ``attributes`` dict, one per execution)."""
+    attributes = context.attributes
+    cache: dict[tuple[Any, ...], tuple[EagerLoad, ...]] | None = attributes.get(_PLAN_KEY)
+    if cache is None:
+        cache = attributes[_PLAN_KEY] = {}
+    # The load path an instance keeps is the one it was first created through: another query
+    # (a ``refresh`` event), or, in one query, a nested join that reached the root's own row first
+    # (SQLAlchemy 2.0.25, ``joinedload(A.bs).joinedload(B.a)``). Then this query may have
+    # loaded it as its root entity: the root path's plan.
+    paths = [state.load_path, state.mapper._path_registry]
+    for load_path in paths:
+        full = tuple(load_path.path)
+        plan = cache.get(full)
+        if plan is None:
+            plan = cache[full] = _eager_plan(context, state.mapper, full)
+        if plan:
+            return plan
+    return ()
+
+
+def _eager_plan(context: Any, mapper: Mapper[Any], full: tuple[Any, ...],
+                ) -> tuple[EagerLoad, ...]:
+    current = getattr(getattr(context.compile_state, "current_path", None), "path", ()) or ()
+    relative = full[len(current):]
+    attributes = context.attributes
+    plan = []
+    for prop in mapper.relationships:
+        step = (*relative, prop)
+        by_option = ("loader", step) in attributes
+        if ("eager_row_processor", step) in attributes:
+            plan.append(EagerLoad(prop, JOINED, by_option, (*full, prop), True))
+            continue
+        posted = context.post_load_paths.get(full)
+        if posted is not None and prop in posted.loaders:
+            loader_class = type(getattr(posted.loaders[prop][3], "__self__", None)).__name__
+            loader = _POST_LOADERS.get(loader_class)
+            if loader is not None:
+                plan.append(EagerLoad(prop, loader, by_option, (*full, prop), False))
+            continue
+        if _loader_name(context, prop, relative) in _SUBQUERY_LOADERS:
+            plan.append(EagerLoad(prop, "subqueryload", by_option, (*full, prop), True))
+    return tuple(plan)
+
+
+def state_of(instance: object) -> Any:
+    """The InstanceState of a mapped instance."""
+    return instance_state(instance)
+
+
+def _loader_name(context: Any, prop: RelationshipProperty[Any], relative: tuple[Any, ...],
+                 ) -> str | None:
+    """The class name of the loader strategy in force for ``prop`` under ``relative``."""
+    from sqlalchemy.orm.path_registry import PathRegistry
+
+    if not relative or not isinstance(relative[0], Mapper):
+        return None  # a path SQLAlchemy cut differently (a sub-query's own): not decidable
+    registry: Any = PathRegistry.coerce(relative)
+    option = prop._get_context_loader(context, registry)
+    strategy_key = getattr(option, "strategy", None)
+    strategy: Any = prop._get_strategy(strategy_key) if strategy_key else prop.strategy
+    return type(strategy).__name__
+
+
+def has_value(state: Any, key: str) -> bool:
+    """Whether the instance holds a loaded value for ``key``."""
+    return key in state.dict
+
+
+class WatchedAttribute(InstrumentedAttribute[Any]):
+    """An instrumented attribute whose reads are noticed: swapped in (``__class__``) for the
+    relationships being watched, back out when nothing watches. A read marks the slot that
+    ``watched[id(instance)][key]`` holds."""
+
+    __slots__ = ()
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        if instance is not None:
+            slots = watched.get(id(instance))
+            if slots is not None:
+                slot = slots.get(self.key)
+                if slot is not None:
+                    slot.read = True
+        return InstrumentedAttribute.__get__(self, instance, owner)
+
+
+watched: dict[int, dict[str, Any]] = {}
+"""id(instance) -> {relationship key: slot with a ``read`` flag} for the instances watched."""
+_swapped: set[InstrumentedAttribute[Any]] = set()
+
+
+def watch_reads(state: Any, key: str) -> None:
+    """Notice reads of ``key`` on instances of ``state``'s class from now on."""
+    attribute = state.manager.get(key)
+    if attribute is not None and type(attribute) is InstrumentedAttribute:
+        attribute.__class__ = WatchedAttribute
+        _swapped.add(attribute)
+
+
+def stop_watching_reads() -> None:
+    """Put every swapped attribute back (nothing watches any more)."""
+    while _swapped:
+        try:
+            attribute = _swapped.pop()
+        except KeyError:
+            return
+        attribute.__class__ = InstrumentedAttribute
+
+
+def track_loads(on: bool, listener: Any) -> None:
+    """Start (or stop) calling ``listener(instance, query_context, ...)`` for every instance a
+    query loads: new ones (the ``load`` event of every mapper), and ones already in the
+    Session that it populates further (``refresh``: e.g. the parents a sub-query's join
+    loaded first)."""
+    for name in ("load", "refresh"):
+        if on:
+            event.listen(Mapper, name, listener)
+        else:
+            event.remove(Mapper, name, listener)
+
+
+def query_statement(context: Any) -> str:
+    """The SQL of the query behind a QueryContext (best effort, for a report)."""
+    try:
+        top = getattr(context, "top_level_context", None) or context
+        return str(top.compile_state.statement)
+    except Exception:
+        return ""
+
+
+# ---------------------------------------------------------------- joined row explosions
+
+
+def joined_collections(context: ExecutionContext) -> tuple[tuple[Any, ...], ...]:
+    """The joined eager paths of a top-level ORM SELECT that multiply its rows: when two or
+    more collections are joined on one parent, or a collection under a collection, every
+    joined collection path (else ())."""
+    compile_state = getattr(context.compiled, "compile_state", None)
+    if not getattr(compile_state, "multi_row_eager_loaders", False):
+        return ()
+    paths = [key[1] for key in compile_state.attributes  # type: ignore[union-attr]
+             if isinstance(key, tuple) and len(key) == 2 and key[0] == "eager_row_processor"]
+    collections = [tuple(p) for p in paths
+                   if p and isinstance(p[-1], RelationshipProperty) and p[-1].uselist]
+    parents = [p[:-2] for p in collections]
+    nested = any(q != p and p[:len(q)] == q for p in collections for q in collections)
+    if nested or len(parents) != len(set(parents)):
+        return tuple(collections)
+    return ()
+
+
+def root_key_columns(context: ExecutionContext, root: Mapper[Any]) -> tuple[int, ...]:
+    """Positions of the root entity's primary key in the statement's result rows."""
+    keys = set(root.primary_key)
+    result_columns = getattr(context.compiled, "_result_columns", ()) or ()
+    return tuple(index for index, entry in enumerate(result_columns)
+                 if any(obj in keys for obj in entry[2] if isinstance(obj, Column)))
+
+
+def count_rows(context: ExecutionContext, positions: tuple[int, ...],
+               done: Callable[[int, int], None]) -> None:
+    """Count the rows the statement returns and the distinct keys at ``positions``;
+    ``done(rows, keys)`` once the result is closed (read to its end, or closed early)."""
+    default: Any = context
+    if default.cursor_fetch_strategy is _cursor._DEFAULT_FETCH:
+        default.cursor_fetch_strategy = _Counting(positions, done)
+
+
+class _Counting(_cursor.CursorFetchStrategy):
+    """The default fetch strategy, counting what it fetches (only for the statements whose
+    joined collections may multiply rows). The default strategy closes the result inside a
+    fetch that reaches the end, before the rows are returned: the count is final after it."""
+
+    __slots__ = ("closed", "done", "keys", "positions", "rows")
+
+    def __init__(self, positions: tuple[int, ...], done: Callable[[int, int], None]) -> None:
+        self.positions = positions
+        self.done: Callable[[int, int], None] | None = done
+        self.rows = 0
+        self.keys: set[Any] = set()
+        self.closed = False
+
+    def _seen(self, rows: Any) -> Any:
+        positions = self.positions
+        self.rows += len(rows)
+        self.keys.update(tuple(row[i] for i in positions) for row in rows)
+        if self.closed:
+            self._report()
+        return rows
+
+    def _report(self) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            rows, keys = self.rows, len(self.keys)
+            self.keys = set()
+            done(rows, keys)
+
+    def fetchone(self, result: Any, dbapi_cursor: Any, hard_close: bool = False) -> Any:
+        row = super().fetchone(result, dbapi_cursor, hard_close)
+        self._seen([row] if row is not None else [])
+        return row
+
+    def fetchmany(self, result: Any, dbapi_cursor: Any, size: Any = None) -> Any:
+        return self._seen(super().fetchmany(result, dbapi_cursor, size))
+
+    def fetchall(self, result: Any, dbapi_cursor: Any) -> Any:
+        return self._seen(super().fetchall(result, dbapi_cursor))
+
+    def soft_close(self, result: Any, dbapi_cursor: Any) -> None:
+        super().soft_close(result, dbapi_cursor)
+        self.closed = True
+
+
+# ---------------------------------------------------------------- writes
+
+def write_kind(context: ExecutionContext) -> str | None:
+    """``"insert"``, ``"update"`` or ``"delete"`` for a write statement, else None."""
+    default: Any = context
+    if default.isinsert:
+        return "insert"
+    if default.isupdate:
+        return "update"
+    if default.isdelete:
+        return "delete"
+    return None
+
+
+def flush_number() -> int:
+    """Which flush is running in this context (0: none): statements of one flush share it."""
+    return _flush_number.get() if _flushing.get() is not None and _in_flush() else 0
+
+
+def written_table(context: ExecutionContext) -> Any:
+    """The table a write statement writes (None when unknown)."""
+    return getattr(getattr(context.compiled, "statement", None), "table", None)

@@ -8,15 +8,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-__all__ = ["MAX_DETECTIONS", "Detection", "Kind", "Report", "as_finding", "split_location"]
+__all__ = ["END_OF_SCOPE_KINDS", "MAX_DETECTIONS", "Detection", "Kind", "Report", "as_finding",
+           "kind_label", "split_location"]
 
-Kind = Literal["lazy_load", "column_load", "repeated_statement", "slow_statement"]
+Kind = Literal["lazy_load", "column_load", "repeated_statement", "slow_statement",
+               "unused_eager_load", "row_explosion", "row_by_row_write"]
 _VERBS = {
-    "lazy_load": "lazy-loaded",
-    "column_load": "column-loaded",
-    "repeated_statement": "queried",
-    "slow_statement": "slow",
+    "lazy_load": "lazy-loaded {count} times",
+    "column_load": "column-loaded {count} times",
+    "repeated_statement": "queried {count} times",
+    "slow_statement": "slow {count} times",
+    "unused_eager_load": "eager-loaded for {count} instances and never read",
+    "row_explosion": "joined-loaded into {count} rows",
+    "row_by_row_write": "written row by row {count} times",
 }
+END_OF_SCOPE_KINDS: Final = frozenset({"unused_eager_load", "row_explosion",
+                                       "row_by_row_write"})
+"""Kinds that ``raise`` mode raises when the scope ends, never in the middle of a load or a
+flush (where an exception would leave the Session unusable)."""
 MAX_DETECTIONS: Final = 1_000
 """A scope records at most this many distinct detections; ``Report.dropped`` counts the rest."""
 
@@ -29,8 +38,10 @@ class Detection:
     """
 
     kind: Kind
-    """``"lazy_load"``, ``"column_load"``, ``"repeated_statement"``, or ``"slow_statement"``
-    (a statement slower than the scope's ``slow_ms``)."""
+    """``"lazy_load"``, ``"column_load"``, ``"repeated_statement"`` (the N+1s),
+    ``"slow_statement"`` (a statement slower than the scope's ``slow_ms``),
+    ``"unused_eager_load"``, ``"row_explosion"`` or ``"row_by_row_write"`` (see
+    docs/findings.md)."""
     model: str
     """Class name of the model whose attribute was loaded (or that the statement selects)."""
     relationship: str | None
@@ -88,15 +99,22 @@ class Detection:
         elif self.slowest_ms is not None:
             what = f"slow {self.count} times (slowest {self.slowest_ms:,.0f} ms)"
         else:
-            what = f"{_VERBS.get(self.kind, 'seen')} {self.count} times"
+            what = _VERBS.get(self.kind, "seen {count} times").format(count=self.count)
         return f"{self.target} {what} at {self.location}{loop}"
 
     def __str__(self) -> str:
         where = f" [{self.context}]" if self.context else ""
         return (
-            f"N+1 {self.kind}: {self.headline()}{where}; fix: {self.suggestion}; "
+            f"{kind_label(self.kind)}{self.kind}: {self.headline()}{where}; "
+            f"fix: {self.suggestion}; "
             f"SQL: {one_line(self.statement)}"
         )
+
+
+def kind_label(kind: str) -> str:
+    """``"N+1 "`` before a headline of an N+1 kind (and of slow statements, as before issue
+    13); nothing before the other kinds."""
+    return "" if kind in END_OF_SCOPE_KINDS else "N+1 "
 
 
 def split_location(location: str, root: str | os.PathLike[str] | None = None,

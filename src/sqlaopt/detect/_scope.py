@@ -33,6 +33,7 @@ __all__ = [
     "active_scope",
     "allowed_patterns",
     "check_patterns",
+    "matches",
 ]
 
 MODES: Final = ("raise", "warn", "log", "record", "off")
@@ -58,6 +59,12 @@ def check_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
     return checked
 
 
+def matches(detection: Detection, patterns: Iterable[str]) -> bool:
+    """Whether an allow pattern matches the detection's ``Model.attribute``."""
+    target = f"{detection.model}.{detection.relationship or ''}"
+    return any(fnmatch.fnmatchcase(target, p) for p in patterns)
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a scope reacts to N+1s."""
@@ -75,14 +82,21 @@ class Settings:
     plans: Any = None
     """For slow statements: something with ``plan(sql, parameters) -> str | None``
     (``sqlaopt.watch.PlanSampler``)."""
+    unused_eager: bool = False
+    """Report eager loads whose value nothing read (``"unused_eager_load"``): watches every
+    instance a query loads, so it is a test-time setting (see docs/findings.md)."""
+    explosion_factor: float = 10.0
+    """A statement whose joined collections return this many times more rows than root
+    entities (and at least 1,000 rows) is a ``"row_explosion"``."""
 
     @classmethod
     def checked(
         cls, mode: str, threshold: int, allow: Iterable[str], *, modes: Iterable[str] = MODES,
         sample_rate: float = 1.0, test_loops: bool = True, slow_ms: float | None = None,
-        plans: Any = None,
+        plans: Any = None, unused_eager: bool | None = None, explosion_factor: float = 10.0,
     ) -> Settings:
-        """Settings from user input, with a clear error for each bad value."""
+        """Settings from user input, with a clear error for each bad value. ``unused_eager``
+        None means: on in the modes of explicit scopes and tests (raise, warn, record)."""
         modes = tuple(modes)
         if mode not in modes:
             raise ValueError(
@@ -111,15 +125,24 @@ class Settings:
                 "plans must have a plan(sql, parameters) method, e.g. "
                 f"sqlaopt.watch.PlanSampler(engine); got {plans!r}"
             )
+        if unused_eager is not None and not isinstance(unused_eager, bool):
+            raise TypeError(f"unused_eager must be True, False or None (on in raise, warn and "
+                            f"record modes); got {unused_eager!r}")
+        if isinstance(explosion_factor, bool) \
+                or not isinstance(explosion_factor, (int, float)) or explosion_factor < 1:
+            raise ValueError(
+                f"explosion_factor must be a number >= 1 (rows per root entity that make a "
+                f"joined load a row explosion, default 10); got {explosion_factor!r}"
+            )
         if isinstance(allow, str):
             allow = (allow,)
+        watch = mode in ("raise", "warn", "record") if unused_eager is None else unused_eager
         return cls(mode, threshold, check_patterns(allow), float(sample_rate), test_loops,
-                   None if slow_ms is None else float(slow_ms), plans)
+                   None if slow_ms is None else float(slow_ms), plans, watch,
+                   float(explosion_factor))
 
     def allows(self, detection: Detection) -> bool:
-        target = f"{detection.model}.{detection.relationship or ''}"
-        patterns = self.allow + allowed_patterns.get()
-        return any(fnmatch.fnmatchcase(target, p) for p in patterns)
+        return matches(detection, self.allow + allowed_patterns.get())
 
     def sampled(self) -> Settings:
         """These settings, or mode ``"off"`` for a scope the sample leaves out."""
@@ -144,7 +167,10 @@ class Scope:
         "closed",
         "counts",
         "depths",
+        "eager",
+        "eager_overflow",
         "emit_at_once",
+        "flushes",
         "found",
         "label",
         "lineage",
@@ -159,6 +185,8 @@ class Scope:
         "settings",
         "token",
         "tolerated",
+        "watch_eager",
+        "watching",
     )
 
     def __init__(
@@ -202,6 +230,20 @@ class Scope:
         self.opener: object = None
         self.tolerated: Callable[[Detection], bool] | None = None
         """Detections it accepts (e.g. a pytest baseline): recorded, never acted on."""
+        self.watch_eager = settings.unused_eager and settings.mode != "off"
+        """Whether instances loaded here are watched for unused eager loads: its own setting,
+        or the owning scope's (a request inside a test)."""
+        if not self.watch_eager and self.authority is not None and settings.mode != "off":
+            self.watch_eager = self.authority.watch_eager
+        self.eager: dict[tuple[object, ...], Any] = {}
+        """(eager load path, query location) -> its slot (instances loaded, read or not)."""
+        self.watching: list[int] = []
+        """ids of the instances this scope watches (dropped from the registry at its end)."""
+        self.eager_overflow = False
+        """Too many instances to watch: unused eager loads are not reported (no false one)."""
+        self.flushes: dict[tuple[object, ...], int] = {}
+        """write count key -> the flush that last counted it (a flush's statements count
+        once)."""
 
     @property
     def observing(self) -> bool:
@@ -225,6 +267,7 @@ class Scope:
             self.found.clear()
         self.counts = kept
         self.repeats.clear()
+        self.flushes.clear()
 
     def place(
         self, key: tuple[object, ...], place: tuple[object, ...], count: int,

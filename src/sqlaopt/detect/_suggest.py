@@ -20,10 +20,24 @@ from sqlalchemy.sql.operators import eq
 
 from ..loading import covering_preset
 from ._callsite import Site
-from ._orm import COLUMN, LAZY, Load, attribute_being_loaded, class_name_of_table, deleting
+from ._orm import (
+    COLUMN,
+    LAZY,
+    EagerLoad,
+    Load,
+    attribute_being_loaded,
+    class_name_of_table,
+    deleting,
+)
 from ._report import Detection
 
-__all__ = ["build_detection", "recursion_fix"]
+__all__ = [
+    "build_detection",
+    "recursion_fix",
+    "row_by_row_detection",
+    "row_explosion_detection",
+    "unused_eager_detection",
+]
 
 Lineage = Mapping[Any, tuple[Any, ...]]  # mapper -> the load path its instances came through
 
@@ -234,3 +248,82 @@ def _single_equality(statement: Any) -> str | None:
         if isinstance(column, Column):
             return str(column.key)
     return None
+
+
+# ---------------------------------------------------------------- issue 13's kinds
+
+
+def _relationships(path: tuple[Any, ...]) -> list[RelationshipProperty[Any]]:
+    return [p for p in path if isinstance(p, RelationshipProperty)]
+
+
+def _name(prop: RelationshipProperty[Any]) -> str:
+    return f"{prop.parent.class_.__name__}.{prop.key}"
+
+
+def unused_eager_detection(load: EagerLoad, location: str, count: int,
+                           statement: str) -> Detection:
+    """An eager load nothing read: drop the option (or the preset's path), or, for a mapping's
+    ``lazy="joined"``/``"selectin"``, turn it off in this query."""
+    prop = load.prop
+    rels = _relationships(load.path)
+    through = " → ".join(_name(p) for p in rels)
+    if load.by_option:
+        where = f" (on the path {through})" if len(rels) > 1 else ""
+        fix = (f"drop {load.loader}({_name(prop)}){where} from the query's options, or that "
+               "path from the preset that adds it")
+    else:
+        lead = "".join(f"defaultload({_name(p)})." for p in rels[:-1])
+        fix = (f"{_name(prop)} is lazy=\"{_MAPPING_LAZY.get(load.loader, load.loader)}\" on "
+               f"the mapping: add {lead}lazyload({_name(prop)}) to this query's options, or "
+               "make the relationship lazy=\"select\" and load it where it is read")
+    return Detection("unused_eager_load", prop.parent.class_.__name__, prop.key, count,
+                     location, fix, statement)
+
+
+_MAPPING_LAZY = {"joinedload": "joined", "selectinload": "selectin",
+                 "subqueryload": "subquery", "immediateload": "immediate"}
+
+
+def row_explosion_detection(collections: tuple[tuple[Any, ...], ...], location: str,
+                            rows: int, roots: int, statement: str) -> Detection:
+    """A joined load whose collections multiply the rows: load them with ``selectinload``."""
+    leaves = [p for p in collections if not any(q != p and q[:len(p)] == p for q in collections)]
+    chains = []
+    for path in leaves:
+        hops = []
+        for prop in _relationships(path):
+            strategy = "selectinload" if prop.uselist else "joinedload"
+            hops.append(f"{strategy}({_name(prop)})")
+        chains.append(".".join(hops))
+    root = collections[0][0].class_.__name__
+    fix = (f"{rows:,} rows for {roots:,} {root} ({rows // max(roots, 1):,} per {root}): load "
+           f"the collections with {', '.join(chains)} in place of their joinedload")
+    return Detection("row_explosion", root, None, 0, location, fix, statement)
+
+
+_BULK = {
+    "insert": "one statement for all rows: session.execute(insert({model}), [{{...}}, ...]) "
+              "or insert({model}).values([...])",
+    "update": "one statement for all rows: session.execute(update({model}), "
+              "[{{\"id\": ..., ...}}, ...]) (bulk UPDATE by primary key), or one UPDATE with "
+              "a WHERE that selects them all",
+    "delete": "one statement for all rows: session.execute(delete({model})"
+              ".where({model}.id.in_(ids)))",
+}
+
+
+def row_by_row_detection(kind: str, table: Any, in_flush: bool, location: str,
+                         loop: str | None, statement: str) -> Detection:
+    """The same write run once per row: the bulk form, or one flush after the loop."""
+    name = getattr(table, "name", None)
+    model = (class_name_of_table(table) if table is not None else None) or name or "?"
+    bulk = _BULK[kind].format(model=model)
+    if in_flush:
+        fix = (f"flush once, after the loop (session.add() each object, then one "
+               f"session.flush() or commit()), or {bulk}")
+    else:
+        fix = bulk
+    detection = Detection("row_by_row_write", model, None, 0, location, fix, statement)
+    detection.loop = loop
+    return detection
