@@ -334,3 +334,18 @@ def test_sqlaopts_own_tooling_is_not_the_applications_sql(session: Session) -> N
         for i in range(1, 4):  # EXPLAIN, like index checks and monitoring, is tooling
             explain.explain(session, select(Appointment).where(Appointment.id == i))
     assert report.detections == [] and report.statements >= 3
+
+
+def test_a_loop_stays_one_place_while_python_specialises_it(booking_engine: Engine) -> None:
+    """CPython 3.11 specialises a call after a few runs, and a frame calling a builtin such as
+    ``getattr`` then reports another instruction offset: keyed by offsets, the first loads of
+    a fresh loop and the rest were two places, each under the threshold. Keys use lines."""
+    fresh: dict[str, Any] = {}  # compiled now, so no run has specialised it yet
+    exec(compile("def touch(rows):\n    for row in rows:\n        getattr(row, 'payment')\n",
+                 __file__, "exec"), fresh)
+    with Session(booking_engine) as session:
+        rows = session.scalars(select(Appointment).order_by(Appointment.id).limit(12)).all()
+        with sqlaopt.detect("record", threshold=12) as report:
+            fresh["touch"](rows)
+    [d] = report.detections
+    assert (d.target, d.count) == ("Appointment.payment", 12)

@@ -6,7 +6,7 @@ walk stops as early as it can: at the frame that opened the scope (the ``with`` 
 sqlaopt's own scope machinery (decorator, pytest hook, middleware, request unit), or after
 ``MAX_FRAMES`` user frames.
 
-Nothing here keeps a frame: a key holds code ids and instruction offsets, and what a report
+Nothing here keeps a frame: a key holds code ids and line numbers, and what a report
 needs from the frames (file, line, function, the loop's line) is read while the statement that
 reached the threshold is still running (:func:`describe`).
 """
@@ -201,7 +201,7 @@ Key = tuple[int, ...]
 def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     """The call site of the code running now, up to ``anchor`` (the frame that opened the
     scope, or the code of the function it runs, e.g. a test function): a hashable key of
-    (code id, instruction offset) pairs with every recursion cycle cut out (when a function
+    (code id, line number) pairs with every recursion cycle cut out (when a function
     appears again further out, the frames between its two appearances are dropped), so a
     function recursing into itself, directly or through a comprehension or a helper, has the
     same key at every depth.
@@ -215,6 +215,8 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     if frame is None:  # asyncio: the caller waits in the parent greenlet
         return _Key().extend(_user_frames(None, anchor))
     # The walk of _user_frames and _Key.add, inlined: this runs for every statement in a scope.
+    # Lines, not f_lasti: once CPython 3.11 specialises a call to a builtin (getattr), the
+    # calling frame reports another instruction offset, which split one loop in two.
     key = _Key()
     parts, at = key.parts, key.at
     count = 0
@@ -229,9 +231,9 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
             if code_id not in at:
                 at[code_id] = len(parts)
                 parts.append(code_id)
-                parts.append(frame.f_lasti)
+                parts.append(frame.f_lineno or 0)
             else:
-                key.add(code_id, frame.f_lasti)  # a recursion: cut the cycle out
+                key.add(code_id, frame.f_lineno)  # a recursion: cut the cycle out
             count += 1
             if frame is anchor or code is anchor or count >= MAX_FRAMES:
                 return tuple(parts)
@@ -252,12 +254,12 @@ class _Key:
         self.parts: list[int] = []
         self.at: dict[int, int] = {}  # code id -> its index in parts
 
-    def add(self, code_id: int, lasti: int) -> None:
+    def add(self, code_id: int, line: int | None) -> None:
         index = self.at.get(code_id)
         if index is None:
             self.at[code_id] = len(self.parts)
             self.parts.append(code_id)
-            self.parts.append(lasti)
+            self.parts.append(line or 0)
         else:  # seen further in: cut the cycle between the two appearances out
             for dropped in self.parts[index + 2::2]:
                 del self.at[dropped]
@@ -268,7 +270,7 @@ class _Key:
             if count >= MAX_FRAMES:
                 break
             count += 1
-            self.add(id(frame.f_code), frame.f_lasti)
+            self.add(id(frame.f_code), frame.f_lineno)
         return self.done()
 
     def done(self) -> Key:
