@@ -7,6 +7,7 @@ allow pattern, its modes, and the rule that it never changes an N+1 verdict.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import weakref
 from collections.abc import Callable
@@ -386,6 +387,36 @@ def test_bulk_forms_are_not_row_by_row(shapes_engine: Engine, run: Callable[[Ses
         run(s)
         s.rollback()
     assert report.detections == []
+
+
+LIBRARY_WRITER = """
+from sqlalchemy import update
+
+
+def stamp_each(session, table, ids):
+    for i in ids:  # a library's loop: the application cannot batch it
+        session.execute(update(table).where(table.c.id == i).values(label="stamped"))
+"""
+
+
+def test_a_loop_inside_a_library_is_not_the_applications_row_by_row_write(
+    shapes_engine: Engine, tmp_path: Any
+) -> None:
+    """SQLAlchemy-Continuum writes version rows one by one from its flush listener: reported
+    at the application's line, the fix was nobody's to make (17 of ihatemoney's tests)."""
+    installed = tmp_path / "site-packages"
+    installed.mkdir()
+    (installed / "writer_lib.py").write_text(LIBRARY_WRITER)
+    spec = importlib.util.spec_from_file_location("writer_lib", installed / "writer_lib.py")
+    assert spec is not None and spec.loader is not None
+    library = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(library)
+    with Session(shapes_engine) as s, sqlaopt.detect("record") as report:
+        library.stamp_each(s, Tag.__table__, range(1, 6))
+        _update_each(s)  # the same kind of loop in the application is still reported
+        s.rollback()
+    assert [(d.kind, d.location.rsplit(" in ", 1)[1]) for d in report.detections] == [
+        ("row_by_row_write", "_update_each")]
 
 
 def test_allow_and_threshold_apply_to_writes(shapes_engine: Engine) -> None:

@@ -178,6 +178,11 @@ def set_test_code(files: Iterable[str]) -> frozenset[str]:
     return previous
 
 
+def is_library_code(filename: str | None) -> bool:
+    """Whether ``filename`` is installed, standard-library or declared library code."""
+    return filename is not None and _classify(filename) == _LIBRARY
+
+
 def is_test_code(filename: str | None) -> bool:
     """Whether ``filename`` is one of the test session's test modules or conftest files."""
     if not filename or not _test_files:
