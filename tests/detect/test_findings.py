@@ -211,6 +211,22 @@ def test_a_nested_scope_judges_at_its_own_end(shapes_engine: Engine) -> None:
     assert outer.detections == []
 
 
+def test_two_open_scopes_loading_one_instance_both_see_its_read(shapes_engine: Engine) -> None:
+    """A request whose response is still open and the next one on the same Session load the
+    same rows: each scope's eager load is its own, and one read serves both. (The second
+    registration replaced the first, and the first scope's end dropped the second's watch:
+    ihatemoney's bill list, which reads every bill's owers, was reported unread.)"""
+    with Session(shapes_engine) as s, sqlaopt.detect("record") as first:
+        rows = shelves(s, selectinload(Shelf.books))
+        with sqlaopt.detect("record") as second:
+            again = s.scalars(select(Shelf).options(selectinload(Shelf.books))
+                              .execution_options(populate_existing=True)).all()
+            assert again == rows
+            [shelf.books for shelf in rows]
+    assert first.detections == second.detections == []
+    assert _orm.watched == {}
+
+
 # Eager paths over the shapes: (parent path, option) where the parent path is how its
 # instances are reached, with every collection non-empty in the data.
 PATHS: dict[str, tuple[str, ...]] = {

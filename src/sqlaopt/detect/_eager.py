@@ -93,12 +93,12 @@ def loaded(scope: Scope, state: Any, context: Any) -> None:
             watch_reads(state, key)
     if slots:
         instance_id = id(state.obj())
-        known = watched.get(instance_id)
-        if known is None:
-            watched[instance_id] = slots
-            scope.watching.append(instance_id)
-        else:  # populated again (a refresh, a second query): its new eager values too
-            known.update(slots)
+        known = watched.setdefault(instance_id, {})
+        scope.watching.add(instance_id)
+        for key, slot in slots.items():  # populated again (a refresh, another query): its
+            loaders = known.setdefault(key, [])  # new eager values are watched too
+            if slot not in loaders:
+                loaders.append(slot)
 
 
 def _location(scope: Scope, context: Any) -> str:
@@ -112,10 +112,22 @@ def _location(scope: Scope, context: Any) -> str:
 
 
 def forget(scope: Scope) -> None:
-    """Stop watching the scope's instances."""
+    """Stop watching the scope's instances for the scope's own slots (another open scope may
+    watch the same instance)."""
+    mine = {id(slot) for slot in scope.eager.values()}
     for instance_id in scope.watching:
-        watched.pop(instance_id, None)
-    scope.watching = []
+        known = watched.get(instance_id)
+        if known is None:
+            continue
+        for key in list(known):
+            kept = [slot for slot in known[key] if id(slot) not in mine]
+            if kept:
+                known[key] = kept
+            else:
+                del known[key]
+        if not known:
+            del watched[instance_id]
+    scope.watching = set()
 
 
 def report_unused(scope: Scope) -> None:

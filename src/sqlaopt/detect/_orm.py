@@ -376,7 +376,7 @@ def has_value(state: Any, key: str) -> bool:
 
 class WatchedAttribute(InstrumentedAttribute[Any]):
     """An instrumented attribute whose reads are noticed: swapped in (``__class__``) for the
-    relationships being watched, back out when nothing watches. A read marks the slot that
+    relationships being watched, back out when nothing watches. A read marks every slot that
     ``watched[id(instance)][key]`` holds."""
 
     __slots__ = ()
@@ -385,14 +385,15 @@ class WatchedAttribute(InstrumentedAttribute[Any]):
         if instance is not None:
             slots = watched.get(id(instance))
             if slots is not None:
-                slot = slots.get(self.key)
-                if slot is not None:
+                for slot in slots.get(self.key, ()):
                     slot.read = True
         return InstrumentedAttribute.__get__(self, instance, owner)
 
 
-watched: dict[int, dict[str, Any]] = {}
-"""id(instance) -> {relationship key: slot with a ``read`` flag} for the instances watched."""
+watched: dict[int, dict[str, list[Any]]] = {}
+"""id(instance) -> {relationship key: the slots (``read`` flags) that loaded it} for the
+instances watched. One instance can be loaded by several scopes' queries at once (a request
+whose response is still open, the next request on the same Session): each slot is its own."""
 _swapped: set[InstrumentedAttribute[Any]] = set()
 
 

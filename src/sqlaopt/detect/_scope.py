@@ -237,7 +237,7 @@ class Scope:
             self.watch_eager = self.authority.watch_eager
         self.eager: dict[tuple[object, ...], Any] = {}
         """(eager load path, query location) -> its slot (instances loaded, read or not)."""
-        self.watching: list[int] = []
+        self.watching: set[int] = set()
         """ids of the instances this scope watches (dropped from the registry at its end)."""
         self.eager_overflow = False
         """Too many instances to watch: unused eager loads are not reported (no false one)."""
