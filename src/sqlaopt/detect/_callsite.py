@@ -194,10 +194,9 @@ def is_test_code(filename: str | None) -> bool:
 
 
 # The application's frame is found by walking outward over SQLAlchemy's frames on every
-# statement. Version 0.1 jumped over them with remembered depths ("hints") checked at a few
-# sampled depths; a sample check can be fooled (SQLAlchemy's nested execute paths repeat the
-# same functions, so a deeper path can match every sample of a shallower one), which skipped
-# application frames, and checking every depth costs what the walk costs. See docs/design.md.
+# statement (about 5 µs). Version 0.1 jumped over them with remembered depths ("hints"); its
+# one-frame check skipped application frames, and the sampled check that replaced it never
+# matched. See docs/design.md for what a hint could save and what it must check.
 _SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
 
 Key = tuple[int, ...]
