@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .._errors import BatchError
+from .._while_used import WhileUsed
 
 __all__ = ["DEFAULT_MAX_BATCH", "Settings", "active", "enter", "leave", "set_process_default"]
 
@@ -43,7 +44,6 @@ class Settings:
 _block: ContextVar[Settings | None] = ContextVar("sqlaopt_batch", default=None)
 _process_default: Settings | None = None
 _lock = threading.Lock()
-_users = 0  # open blocks, plus one while a process default is set
 _listener: Callable[[ORMExecuteState], Any] | None = None
 
 
@@ -61,20 +61,14 @@ def use_listener(listener: Callable[[ORMExecuteState], Any]) -> None:
     _listener = listener
 
 
-def _acquire() -> None:
-    global _users
-    with _lock:
-        if _users == 0 and _listener is not None:
-            event.listen(Session, "do_orm_execute", _listener)
-        _users += 1
+def _switch(on: bool) -> None:
+    if _listener is not None:
+        (event.listen if on else event.remove)(Session, "do_orm_execute", _listener)
 
 
-def _release() -> None:
-    global _users
-    with _lock:
-        _users -= 1
-        if _users == 0 and _listener is not None:
-            event.remove(Session, "do_orm_execute", _listener)
+_loader = WhileUsed(_switch)
+_acquire = _loader.use
+_release = _loader.done
 
 
 def enter(settings: Settings) -> Token[Settings | None]:

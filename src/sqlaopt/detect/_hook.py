@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from .._errors import NPlusOneError
 from .._lanes import lane
+from .._while_used import WhileUsed
 from . import _eager, _slow, _writes
 from ._callsite import capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
@@ -88,7 +89,6 @@ _test_scope: Scope | None = None
 """The running test's scope (pytest plugin): statements from threads and executor tasks that
 carry no scope of their own belong to it."""
 _lock = threading.Lock()
-_users = 0  # open scopes and counters, plus one while installed
 
 
 def _on_execute(
@@ -294,20 +294,19 @@ def _on_transaction_end(session: Session, transaction: SessionTransaction) -> No
         internal_error(error)
 
 
-_watchers = 0
+def _switch_eager_watch(on: bool) -> None:
+    """The load listener and the swapped attributes exist only while a scope watches."""
+    track_loads(on, _on_load)
+    if not on:
+        stop_watching_reads()
+
+
+_eager_watch = WhileUsed(_switch_eager_watch)
 
 
 def _watch_eager(on: bool) -> None:
-    """One more (or one less) scope watching eager loads; the load listener and the swapped
-    attributes exist only while one does."""
-    global _watchers
-    with _lock:
-        _watchers += 1 if on else -1
-        if on and _watchers == 1:
-            track_loads(True, _on_load)
-        elif not on and _watchers == 0:
-            track_loads(False, _on_load)
-            stop_watching_reads()
+    """One more (or one less) scope watching eager loads."""
+    (_eager_watch.use if on else _eager_watch.done)()
 
 
 # ---------------------------------------------------------------- listener lifetime
@@ -327,22 +326,17 @@ def _on_begin(session: Session, transaction: SessionTransaction, connection: Con
         internal_error(error)
 
 
-def _acquire() -> None:
-    global _users
-    with _lock:
-        if _users == 0:
-            event.listen(Engine, "before_cursor_execute", _on_execute, retval=True)
-            track_flushes(True)
-        _users += 1
+def _switch_cursor_hook(on: bool) -> None:
+    if on:
+        event.listen(Engine, "before_cursor_execute", _on_execute, retval=True)
+    else:
+        event.remove(Engine, "before_cursor_execute", _on_execute)
+    track_flushes(on)
 
 
-def _release() -> None:
-    global _users
-    with _lock:
-        _users -= 1
-        if _users == 0:
-            event.remove(Engine, "before_cursor_execute", _on_execute)
-            track_flushes(False)
+_cursor_hook = WhileUsed(_switch_cursor_hook)  # open scopes and counters, plus install()
+_acquire = _cursor_hook.use
+_release = _cursor_hook.done
 
 
 def install_defaults(settings: Settings | None) -> None:

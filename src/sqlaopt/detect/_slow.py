@@ -11,13 +11,13 @@ rate-limited). Timing is not a test verdict: slow statements never reach an encl
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Final
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection, ExecutionContext
 
+from .._while_used import WhileUsed
 from ._callsite import describe
 from ._emit import emit, internal_error
 from ._report import Detection
@@ -28,8 +28,6 @@ from ._suggest import entity_name
 __all__ = ["acquire", "release", "start"]
 
 _STARTED: Final = "_sqlaopt_started"
-_lock = threading.Lock()
-_users = 0
 _PLAN_LINES: Final = 3
 
 
@@ -83,18 +81,14 @@ def _fix(scope: Scope, statement: str, parameters: Any) -> str:
             "with sqlaopt.explain.explain()")
 
 
-def acquire() -> None:
-    """Measure statements from now on (a scope or ``install()`` with ``slow_ms``)."""
-    global _users
-    with _lock:
-        if _users == 0:
-            event.listen(Engine, "after_cursor_execute", _on_after_execute)
-        _users += 1
+def _switch(on: bool) -> None:
+    if on:
+        event.listen(Engine, "after_cursor_execute", _on_after_execute)
+    else:
+        event.remove(Engine, "after_cursor_execute", _on_after_execute)
 
 
-def release() -> None:
-    global _users
-    with _lock:
-        _users -= 1
-        if _users == 0:
-            event.remove(Engine, "after_cursor_execute", _on_after_execute)
+_timer = WhileUsed(_switch)
+acquire = _timer.use
+"""Measure statements from now on (a scope or ``install()`` with ``slow_ms``)."""
+release = _timer.done

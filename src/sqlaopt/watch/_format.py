@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
@@ -44,11 +45,12 @@ def milliseconds(value: float) -> str:
     return f"{value:.3g} ms"
 
 
-class Tabular:
+class Tabular(abc.ABC):
     """A result that prints as a plain-text table and converts to a JSON-ready dict."""
 
+    @abc.abstractmethod
     def table(self) -> str:
-        raise NotImplementedError
+        """The result as a plain-text table (what ``str()`` and the CLI print)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
