@@ -15,6 +15,8 @@ from sqlaopt.watch import NotEnabledError, WatchError, slow_statements
 from sqlaopt.watch._statements import pg_time_columns
 from tests.conftest import PG_ADMIN_URL
 
+from .conftest import missing
+
 MARKER = f"watch_marker_{os.getpid()}"
 # These tests repeat statements on purpose, to give the server something to count.
 pytestmark = pytest.mark.nplusone(mode="off")
@@ -116,7 +118,7 @@ def _columns_by_version() -> dict[str, set[str]]:
 def test_the_column_table_matches_each_versions_view() -> None:
     versions = _columns_by_version()
     if not versions:
-        pytest.skip("no pg_stat_statements install scripts on this machine")
+        missing("pg_stat_statements install scripts (postgresql-contrib)")
     for version in ("1.7", "1.8", "1.9", "1.10"):
         assert set(pg_time_columns(version)) <= versions[version], version
         assert {"queryid", "query", "dbid", "calls", "rows"} <= versions[version]
