@@ -9,6 +9,9 @@
 - ``--sqlaopt-batched`` / ini ``sqlaopt_batched``: ``report`` (default: an N+1 that
   :func:`sqlaopt.batch` already batched is in the report but does not fail the test) or
   ``fail``.
+- ``--sqlaopt-findings`` / ini ``sqlaopt_findings`` / marker ``nplusone(findings=...)``:
+  ``report`` (default: unused eager loads, row explosions and row-by-row writes, which are not
+  N+1s, are in the summary and the reports but do not fail the test) or ``fail``.
 - ``--sqlaopt-write-baseline FILE`` records today's detections (merged across pytest-xdist
   workers); ``--sqlaopt-baseline FILE`` fails only on detections that are not in it.
 - ``--sqlaopt-report PATH`` (repeatable) writes every finding of the run, merged across
@@ -34,7 +37,7 @@ from .detect import _baseline as baseline
 from .detect._callsite import set_test_code, treat_as_library
 from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
 from .detect._propagate import propagate_context
-from .detect._report import Detection
+from .detect._report import END_OF_SCOPE_KINDS, Detection
 from .detect._scope import Scope, Settings
 from .detect._units import close_detached, install_request_units, unit
 from .report import ReportError
@@ -45,12 +48,14 @@ __all__ = ["nplusone"]
 
 PLUGIN_MODES = ("fail", "raise", "warn", "log", "record", "off")
 BATCHED = ("report", "fail")
+FINDINGS = BATCHED
 _SCOPE_MODE = {"fail": "record"}  # the scope collects; the plugin fails the test at the end
-_settings_key = pytest.StashKey[tuple[str, Settings, Report]]()
+_settings_key = pytest.StashKey[tuple["_Verdict", Settings, Report]]()
 _state_key = pytest.StashKey[baseline.SessionState]()
 _outer_test_code_key = pytest.StashKey[frozenset[str]]()
 _outer_scope_key = pytest.StashKey["Scope | None"]()
 _inner_test_key = pytest.StashKey[tuple[Any, Any]]()
+_MARKER_OPTIONS = ("mode", "allow", "threshold", "test_loops", "unused_eager", "findings")
 
 
 class _Reports(NamedTuple):
@@ -82,6 +87,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what an N+1 that sqlaopt.batch() already batched does: report "
                     "(default) or fail")
     parser.addini("sqlaopt_batched", "batched N+1s: report or fail", default="report")
+    group.addoption("--sqlaopt-findings", choices=FINDINGS, default=None,
+                    help="what findings that are not N+1s (unused eager loads, row explosions, "
+                    "row-by-row writes) do: report (default) or fail")
+    parser.addini("sqlaopt_findings", "findings that are not N+1s: report or fail",
+                  default="report")
     group.addoption("--sqlaopt-report", metavar="PATH", action="append", default=[],
                     help="write every finding of the run to PATH: .json, .sarif or .html "
                     "(repeatable)")
@@ -95,16 +105,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "nplusone(mode=None, allow=(), threshold=2, test_loops=False): N+1 detection for this "
-        "test",
+        "nplusone(mode=None, allow=(), threshold=2, test_loops=False, unused_eager=None, "
+        "findings=None): N+1 detection for this test",
     )
     config.addinivalue_line("markers", "max_queries(n): fail if the test body runs > n statements")
     _check_mode(_default_mode(config), "sqlaopt_nplusone")
-    batched = config.getoption("--sqlaopt-batched") or config.getini("sqlaopt_batched")
-    if batched not in BATCHED:
-        raise pytest.UsageError(
-            f"sqlaopt_batched = {batched!r} is not accepted; accepted: {', '.join(BATCHED)}"
-        )
+    for name in ("batched", "findings"):
+        _check_choice(_choice(config, name), f"sqlaopt_{name}")
     try:
         treat_as_library(*config.getini("sqlaopt_library"))
     except (TypeError, ValueError) as error:
@@ -139,6 +146,20 @@ def _default_mode(config: pytest.Config) -> str:
     return mode
 
 
+def _choice(config: pytest.Config, name: str) -> str:
+    """``--sqlaopt-NAME``, else ini ``sqlaopt_NAME``: ``report`` or ``fail``."""
+    value: str = config.getoption(f"--sqlaopt-{name}") or config.getini(f"sqlaopt_{name}")
+    return value
+
+
+def _check_choice(value: object, where: str) -> str:
+    if value not in FINDINGS:
+        raise pytest.UsageError(
+            f"{where} = {value!r} is not accepted; accepted: {', '.join(FINDINGS)}"
+        )
+    return str(value)
+
+
 def _check_mode(mode: object, where: str) -> str:
     if mode not in PLUGIN_MODES:
         raise pytest.UsageError(
@@ -159,7 +180,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         set_test_code(outer)
 
 
-def _settings(item: pytest.Item) -> tuple[str, Settings]:
+class _Verdict(NamedTuple):
+    """What fails the test: its mode, and whether batched N+1s and findings that are not
+    N+1s fail it too."""
+
+    mode: str
+    batched: bool
+    findings: bool
+
+
+def _settings(item: pytest.Item) -> tuple[_Verdict, Settings]:
     config = item.config
     mode = _default_mode(config)
     test_loops = bool(config.getoption("--sqlaopt-test-loops") or
@@ -172,13 +202,15 @@ def _settings(item: pytest.Item) -> tuple[str, Settings]:
                 f"{item.nodeid}: use nplusone(mode=..., allow=[...], threshold=...)"
             )
         options = dict(marker.kwargs)
-        unknown = set(options) - {"mode", "allow", "threshold", "test_loops", "unused_eager"}
+        unknown = set(options) - set(_MARKER_OPTIONS)
         if unknown:
             raise pytest.UsageError(
                 f"{item.nodeid}: unknown nplusone option(s) {sorted(unknown)}; "
-                "accepted: mode, allow, threshold, test_loops, unused_eager"
+                f"accepted: {', '.join(_MARKER_OPTIONS)}"
             )
     mode = _check_mode(options.get("mode", mode), f"{item.nodeid}: nplusone(mode)")
+    findings = _check_choice(options.get("findings", _choice(config, "findings")),
+                             f"{item.nodeid}: nplusone(findings)")
     try:
         settings = Settings.checked(
             _SCOPE_MODE.get(mode, mode), options.get("threshold", 2), options.get("allow", ()),
@@ -187,28 +219,29 @@ def _settings(item: pytest.Item) -> tuple[str, Settings]:
         )
     except (TypeError, ValueError) as error:
         raise pytest.UsageError(f"{item.nodeid}: {error}") from None
-    return mode, settings
+    verdict = _Verdict(mode, _choice(config, "batched") == "fail", findings == "fail")
+    return verdict, settings
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    mode, settings = _settings(item)
-    item.stash[_settings_key] = (mode, settings, Report())
+    verdict, settings = _settings(item)
+    item.stash[_settings_key] = (verdict, settings, Report())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    mode, settings, report = item.stash[_settings_key]
+    verdict, settings, report = item.stash[_settings_key]
     budget = _budget(item)
     counter, counter_token = open_counter()
-    scope = None if mode == "off" else _open_test_scope(item, settings, report)
+    scope = None if verdict.mode == "off" else _open_test_scope(item, settings, report)
+    failing: list[Detection] = []
     try:
         outcome = yield
     finally:  # whatever the body raised: the test's scope must not outlive it
         close_counter(counter_token)
         if scope is not None:
-            _close_test_scope(item, scope)
+            failing = _close_test_scope(item, scope)
     if scope is not None:
-        failing = _failing(item, mode, scope)
         _record_findings(item, scope, failing)
         if failing:
             failure = pytest.fail.Exception(baseline.failure_text(item.nodeid, failing),
@@ -254,17 +287,20 @@ def _examples_as_units(item: pytest.Item) -> Any:
     return inner
 
 
-def _close_test_scope(item: pytest.Item, scope: Scope) -> None:
+def _close_test_scope(item: pytest.Item, scope: Scope) -> list[Detection]:
+    """End the test's scope; the detections that fail the test."""
     wrapped = item.stash.get(_inner_test_key, None)
     if wrapped is not None:
         wrapped[0].inner_test = wrapped[1]
     if scope.closed:
-        return
+        return []
     close_detached()  # request scopes whose response was never closed
     set_test_scope(item.stash.get(_outer_scope_key, None))
     leave(scope)
     finalize(scope)
-    item.config.stash[_state_key].remember(item.nodeid, scope.report.detections)
+    failing = _failing(item.stash[_settings_key][0], scope)
+    item.config.stash[_state_key].remember(item.nodeid, scope.report.detections, failing)
+    return failing
 
 
 def _budget(item: pytest.Item) -> int | None:
@@ -277,14 +313,14 @@ def _budget(item: pytest.Item) -> int | None:
     return budget
 
 
-def _failing(item: pytest.Item, mode: str, scope: Scope) -> list[Detection]:
-    """The detections that fail the test: not in the baseline, not batched (unless
-    ``--sqlaopt-batched=fail``), in a mode that fails."""
-    if mode not in ("fail", "raise"):
+def _failing(verdict: _Verdict, scope: Scope) -> list[Detection]:
+    """The detections that fail the test, in a mode that fails: not in the baseline, N+1s
+    (other findings only with ``findings=fail``), not batched (unless ``batched=fail``)."""
+    if verdict.mode not in ("fail", "raise"):
         return []
-    fail_batched = (item.config.getoption("--sqlaopt-batched")
-                    or item.config.getini("sqlaopt_batched")) == "fail"
-    return [d for d in scope.actionable() if fail_batched or not d.batched]
+    return [d for d in scope.actionable()
+            if (verdict.batched or not d.batched)
+            and (verdict.findings or d.kind not in END_OF_SCOPE_KINDS)]
 
 
 def _record_findings(item: pytest.Item, scope: Scope, failing: list[Detection]) -> None:
@@ -378,10 +414,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_state_key, None)
     if state is None or hasattr(config, "workerinput"):
         return
-    if _default_mode(config) not in ("warn", "log", "record"):
-        return  # failing tests already name their N+1s
-    lines = state.summary()
+    # Failing tests already name what failed them; the summary lists the rest.
+    fails = _default_mode(config) in ("fail", "raise")
+    lines = state.summary(failed=False if fails else None)
     if lines:
-        terminalreporter.write_sep("=", "sqlaopt N+1 summary")
+        terminalreporter.write_sep("=", "sqlaopt summary")
         for line in lines:
             terminalreporter.write_line(line)

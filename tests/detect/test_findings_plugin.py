@@ -90,9 +90,30 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_each_kind_fails_its_test_and_only_it(suite: pytest.Pytester) -> None:
+def test_by_default_each_kind_is_reported_and_fails_no_test(suite: pytest.Pytester) -> None:
+    # Issue 9's contract: the default mode fails no test that is not an N+1.
     suite.makepyfile(test_app=TESTS)
     result = suite.runpytest("-rA", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "*sqlaopt summary*",
+        "3 detection(s) that failed no test in 3 test(s); 3 distinct place(s). Most frequent:",
+    ])
+    result.stdout.fnmatch_lines_random([
+        "*1 x Appointment.service (unused_eager_load) at helpers.py:* in unused_eager",
+        "*1 x User (row_explosion) at helpers.py:* in exploding",
+        "*1 x Client (row_by_row_write) at helpers.py:* in row_by_row",
+    ])
+
+
+@pytest.mark.parametrize("how", [["--sqlaopt-findings=fail"], "ini"])
+def test_findings_fail_fails_each_kind_its_test_and_only_it(
+    suite: pytest.Pytester, how: list[str] | str
+) -> None:
+    suite.makepyfile(test_app=TESTS)
+    if how == "ini":
+        suite.makeini("[pytest]\nsqlaopt_findings = fail\n")
+    result = suite.runpytest("-rA", "-p", "no:randomly", *(how if how != "ini" else []))
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines_random([
         "*sqlaopt: Appointment.service eager-loaded for 20 instances and never read at "
@@ -108,6 +129,7 @@ def test_each_kind_fails_its_test_and_only_it(suite: pytest.Pytester) -> None:
         "FAILED test_app.py::test_writes*",
     ])
     assert "sqlaopt: N+1" not in result.stdout.str()  # these kinds are not N+1s
+    assert "sqlaopt summary" not in result.stdout.str()  # every detection failed its test
 
 
 def test_marker_options_and_raise_mode(suite: pytest.Pytester) -> None:
@@ -123,9 +145,11 @@ def test_marker_options_and_raise_mode(suite: pytest.Pytester) -> None:
         def test_application_block_in_log_mode(): logged_block()
         @pytest.mark.nplusone(mode="raise")
         def test_raise(): unused_eager()
+        @pytest.mark.nplusone(mode="raise", findings="report")  # the marker wins
+        def test_raise_reports(): unused_eager()
     """)
-    result = suite.runpytest("-rA", "-p", "no:randomly")
-    result.assert_outcomes(passed=3, failed=2)
+    result = suite.runpytest("-rA", "-p", "no:randomly", "--sqlaopt-findings=fail")
+    result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines_random([
         "FAILED test_app.py::test_application_block_in_log_mode*",
         "FAILED test_app.py::test_raise*",
@@ -137,10 +161,19 @@ def test_bad_marker_value_is_a_usage_error(suite: pytest.Pytester) -> None:
         import pytest
         @pytest.mark.nplusone(unused_eager="no")
         def test_a(): pass
+        @pytest.mark.nplusone(findings="loud")
+        def test_b(): pass
     """)
-    result = suite.runpytest()
+    result = suite.runpytest("-k", "test_a")
     assert "unused_eager must be True, False or None" in result.stderr.str() + \
         result.stdout.str()
+    result = suite.runpytest("-k", "test_b")
+    assert "test_app.py::test_b: nplusone(findings) = 'loud' is not accepted; accepted: " \
+        "report, fail" in result.stderr.str() + result.stdout.str()
+    suite.makeini("[pytest]\nsqlaopt_findings = always\n")
+    result = suite.runpytest("-k", "test_a")
+    assert "sqlaopt_findings = 'always' is not accepted; accepted: report, fail" in \
+        result.stderr.str()
 
 
 def test_two_workers_and_a_merged_baseline(suite: pytest.Pytester) -> None:
@@ -164,6 +197,7 @@ def test_two_workers_and_a_merged_baseline(suite: pytest.Pytester) -> None:
     assert sorted(r["ruleId"] for r in run["results"]) == sorted(k for _, k in expected)
     rules = {r["id"]: r["shortDescription"]["text"] for r in run["tool"]["driver"]["rules"]}
     assert rules["unused_eager_load"] == "An eager load whose value nothing read"
-    suite.runpytest_subprocess("-n", "2").assert_outcomes(passed=3, failed=3)
+    suite.runpytest_subprocess("-n", "2", "--sqlaopt-findings=fail").assert_outcomes(
+        passed=3, failed=3)
     suite.runpytest_subprocess("-n", "2", f"--sqlaopt-baseline={baseline}").assert_outcomes(
         passed=6)

@@ -168,8 +168,8 @@ def test_record_and_warn_modes_print_a_summary(suite: pytest.Pytester) -> None:
     for mode in ("record", "warn"):
         result = suite.runpytest(f"--sqlaopt-nplusone={mode}")
         result.stdout.fnmatch_lines([
-            "*sqlaopt N+1 summary*",
-            "2 N+1 detection(s) in 2 test(s); 1 distinct place(s). Most frequent:",
+            "*sqlaopt summary*",
+            "2 detection(s) in 2 test(s); 1 distinct place(s). Most frequent:",
             "*2 x Appointment.client at helpers.py:19 in n_plus_one",
         ])
 
@@ -335,7 +335,7 @@ def test_xdist_workers_write_one_merged_baseline(suite: pytest.Pytester) -> None
     assert sorted(e["test"] for e in entries) == [
         f"test_app.py::test_{name}" for name in "abcd"
     ]
-    result.stdout.fnmatch_lines(["*4 N+1 detection(s) in 4 test(s)*"])
+    result.stdout.fnmatch_lines(["*4 detection(s) in 4 test(s)*"])
     suite.runpytest_subprocess("-n", "2", f"--sqlaopt-baseline={baseline}").assert_outcomes(
         passed=4
     )

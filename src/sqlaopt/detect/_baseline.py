@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._errors import SqlaoptError
-from ._report import Detection, kind_label
+from ._report import END_OF_SCOPE_KINDS, Detection, kind_label
 
 __all__ = ["BaselineError", "SessionState", "entry", "failure_text", "read", "write"]
 
@@ -70,11 +70,15 @@ class SessionState:
         """The baseline read with ``--sqlaopt-baseline``."""
         self.seen: list[dict[str, Any]] = []
 
-    def remember(self, nodeid: str, detections: Iterable[Detection]) -> None:
+    def remember(self, nodeid: str, detections: Iterable[Detection],
+                 failing: Iterable[Detection] = ()) -> None:
+        """Keep a test's detections, and which of them failed it."""
+        failed = {id(d) for d in failing}
         for detection in detections:
             fields = dict(zip(_FIELDS, entry(nodeid, detection), strict=True))
             self.seen.append({**fields, "location": detection.location,
-                              "count": detection.count})
+                              "count": detection.count, "name": detection.target,
+                              "failed": id(detection) in failed})
 
     def export(self) -> list[dict[str, Any]]:
         return self.seen
@@ -82,17 +86,28 @@ class SessionState:
     def merge(self, seen: Sequence[dict[str, Any]]) -> None:
         self.seen.extend(seen)
 
-    def summary(self) -> list[str]:
-        """How many N+1s in how many tests, and the places seen in the most tests."""
-        if not self.seen:
+    def summary(self, *, failed: bool | None = None) -> list[str]:
+        """How many detections in how many tests, and the places seen in the most tests; only
+        those that failed their test (``failed=True``) or did not (``False``), or all."""
+        seen = [e for e in self.seen if failed is None or e.get("failed", False) == failed]
+        if not seen:
             return []
-        tests = {e["test"] for e in self.seen}
-        places = Counter(f"{e['target'] if e['kind'] != 'repeated_statement' else e['kind']} "
-                         f"at {e['location']}" for e in self.seen)
-        lines = [f"{len(self.seen)} N+1 detection(s) in {len(tests)} test(s); "
+        tests = {e["test"] for e in seen}
+        places = Counter(f"{_what(e)} at {e['location']}" for e in seen)
+        status = {None: "", True: " that failed their test", False: " that failed no test"}
+        lines = [f"{len(seen)} detection(s){status[failed]} in {len(tests)} test(s); "
                  f"{len(places)} distinct place(s). Most frequent:"]
         lines += [f"  {n:>4} x {place}" for place, n in places.most_common(_TOP)]
         return lines
+
+
+def _what(entry: dict[str, Any]) -> str:
+    """A summary entry's subject: ``Model.attr`` (with the kind when it is not an N+1), or the
+    kind of a statement."""
+    if entry["kind"] == "repeated_statement":
+        return "repeated_statement"
+    name = str(entry.get("name", entry["target"]))
+    return name + (f" ({entry['kind']})" if entry["kind"] in END_OF_SCOPE_KINDS else "")
 
 
 def failure_text(nodeid: str, detections: Sequence[Detection]) -> str:
