@@ -7,17 +7,19 @@ with it not run at all; the difference is the workload's own count.
 
     uv run python benchmarks/probes/instructions.py --workload statement --repeat 300
     uv run python benchmarks/probes/instructions.py --workload load --repeat 1000
+    uv run python benchmarks/probes/instructions.py --workload lazy --conditions log,record
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-CONDITIONS = ("none", "log", "log10", "record")
+CONDITIONS = ("none", "log", "log10", "record", "test")
 HERE = Path(__file__).resolve()
 
 
@@ -42,7 +44,9 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
         sqlaopt.install("log")
     elif condition == "log10":
         sqlaopt.install("log", sample_rate=0.1)
-    elif condition == "record":
+    elif condition == "record":  # as detector_overhead.py: unused eager loads not watched
+        scope = sqlaopt.detect("record", unused_eager=False)
+    elif condition == "test":  # the defaults of a test under the pytest plugin
         scope = sqlaopt.detect("record")
     with Session(engine) as s:  # warm SQLAlchemy's caches outside the counted difference
         s.execute(select(Appointment.status).where(Appointment.id == 1)).one()
@@ -74,6 +78,9 @@ def count(condition: str, workload: str, repeat: int) -> int:
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
          str(HERE), "--run", condition, "--workload", workload, "--repeat", str(repeat)],
         capture_output=True, text=True, check=True,
+        # String hashes decide dict and set layouts, hence instruction counts: fix them, so
+        # that the two runs of a condition differ only by the workload.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", out.stderr)
     assert found, out.stderr[-2000:]
@@ -84,13 +91,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", choices=("statement", "lazy", "load"), default="statement")
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help=f"comma-separated, from: {', '.join(CONDITIONS)} (none is always run)")
     parser.add_argument("--run", choices=CONDITIONS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         run_workload(args.run, args.workload, args.repeat)
         return
+    conditions = ["none", *(c for c in args.conditions.split(",") if c != "none")]
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        parser.error(f"unknown condition(s) {sorted(unknown)}; accepted: {', '.join(CONDITIONS)}")
     per: dict[str, float] = {}
-    for condition in CONDITIONS:
+    for condition in conditions:
         total = count(condition, args.workload, args.repeat)
         base = count(condition, args.workload, 0)
         per[condition] = (total - base) / args.repeat

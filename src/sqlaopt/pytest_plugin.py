@@ -34,7 +34,7 @@ import pytest
 
 from .detect import Report
 from .detect import _baseline as baseline
-from .detect._callsite import set_test_code, treat_as_library
+from .detect._callsite import TestCode, restore_test_code, set_test_code, treat_as_library
 from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
 from .detect._propagate import propagate_context
 from .detect._report import END_OF_SCOPE_KINDS, Detection
@@ -52,7 +52,7 @@ FINDINGS = BATCHED
 _SCOPE_MODE = {"fail": "record"}  # the scope collects; the plugin fails the test at the end
 _settings_key = pytest.StashKey[tuple["_Verdict", Settings, Report]]()
 _state_key = pytest.StashKey[baseline.SessionState]()
-_outer_test_code_key = pytest.StashKey[frozenset[str]]()
+_outer_test_code_key = pytest.StashKey[TestCode]()
 _outer_scope_key = pytest.StashKey["Scope | None"]()
 _inner_test_key = pytest.StashKey[tuple[Any, Any]]()
 _MARKER_OPTIONS = ("mode", "allow", "threshold", "test_loops", "unused_eager", "findings")
@@ -169,15 +169,16 @@ def _check_mode(mode: object, where: str) -> str:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    # Not pytest's testpaths: projects list their source directory there to run doctests.
     session.config.stash[_outer_test_code_key] = set_test_code(
-        str(item.path) for item in session.items
+        (str(item.path) for item in session.items), str(session.config.rootpath)
     )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     outer = config.stash.get(_outer_test_code_key, None)
     if outer is not None:  # a session run inside another (pytester): give the files back
-        set_test_code(outer)
+        restore_test_code(outer)
 
 
 class _Verdict(NamedTuple):

@@ -262,6 +262,120 @@ def test_loops_in_test_code_are_the_tests_own(suite: pytest.Pytester) -> None:
     suite.runpytest().assert_outcomes(failed=2)
 
 
+APP = '''
+import sys
+from sqlalchemy.exc import OperationalError
+from sqlaopt.booking.models import Appointment
+
+
+def client_name(session, appointment_id):
+    return session.get(Appointment, appointment_id).client.name
+
+
+def client_name_with_retry(session, appointment_id):
+    for _attempt in range(3):  # a retry loop: its body returns on the first pass
+        try:
+            return client_name(session, appointment_id)
+        except OperationalError:
+            session.rollback()
+    raise RuntimeError("no attempt succeeded")
+
+
+def client_names(session, ids):
+    names = []
+    for appointment_id in ids:  # the application's loop
+        names.append(client_name(session, appointment_id))
+    return names
+
+
+def names_with_retry(session, ids):
+    return [client_name_with_retry(session, i) for i in ids]
+
+
+calls = []
+
+
+def client_names_of(session, ids):
+    # Keeps each call's frame alive: a later call can then never be at the same address, the
+    # one case where the detector cannot tell a new call from the same call.
+    calls.append(sys._getframe())
+    return client_names(session, ids)
+'''
+
+
+def test_a_loop_that_did_not_repeat_the_statement_is_not_the_loop(
+    suite: pytest.Pytester,
+) -> None:
+    # mealie: a test's loop over the application's create(), which retries in a loop whose
+    # body returns, or loops over one element per call, is the test's repetition (rule 7).
+    suite.makepyfile(app=APP, test_app="""
+        import pytest
+        from sqlalchemy.orm import Session
+        from helpers import engine
+        from app import client_name_with_retry, client_names, client_names_of, names_with_retry
+        def test_a_test_loop_through_a_retry_loop():
+            with Session(engine) as s:
+                for i in range(1, 6):
+                    client_name_with_retry(s, i)
+        def test_a_test_loop_over_calls_whose_loop_runs_once():
+            with Session(engine) as s:
+                for i in range(1, 6):
+                    client_names_of(s, [i])
+        def test_the_applications_loop():
+            with Session(engine) as s:
+                client_names(s, [1, 2, 3, 4, 5])
+        def test_the_applications_loop_over_the_retry():
+            with Session(engine) as s:
+                names_with_retry(s, [1, 2, 3, 4, 5])
+        def test_a_test_loop_over_calls_that_loop_themselves():
+            with Session(engine) as s:
+                for ids in ([1], [2, 3, 4]):
+                    client_names_of(s, ids)
+    """)
+    result = suite.runpytest("-rA", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines_random([
+        "*N+1 Appointment.client lazy-loaded 5 times at app.py:7 in client_name (loop at "
+        "app.py:21 in client_names)*",
+        "*N+1 Appointment.client lazy-loaded 5 times at app.py:7 in client_name (loop at "
+        "app.py:27 in names_with_retry)*",
+        # The first two loads came from two calls: counted afresh from the second call, whose
+        # own loop repeats the load 3 times.
+        "*N+1 Appointment.client lazy-loaded 3 times at app.py:7 in client_name (loop at "
+        "app.py:21 in client_names)*",
+        "FAILED test_app.py::test_the_applications_loop *",
+        "FAILED test_app.py::test_the_applications_loop_over_the_retry *",
+        "FAILED test_app.py::test_a_test_loop_over_calls_that_loop_themselves *",
+    ])
+    result = suite.runpytest("--sqlaopt-test-loops", "-k", "test_a_test_loop_through")
+    result.stdout.fnmatch_lines(["*(loop at test_app.py:7 in test_a_test_loop_through_a_retry_"
+                                 "loop)*"])
+
+
+def test_modules_of_a_tests_directory_are_test_code(suite: pytest.Pytester) -> None:
+    # mealie's tests/multitenant_tests/case_tools.py: a helper of the suite that pytest never
+    # collects; its loops are the test's. The application's helpers.py stays application code.
+    suite.mkpydir("tests")
+    (suite.path / "tests" / "seeding.py").write_text(
+        "from helpers import load\n"
+        "def seed_and_read():\n"
+        "    for i in range(1, 6):  # the suite's loop\n"
+        "        load(i)\n"
+    )
+    (suite.path / "tests" / "test_seed.py").write_text(
+        "from tests.seeding import seed_and_read\n"
+        "from helpers import n_plus_one\n"
+        "def test_seeding(): seed_and_read()\n"
+        "def test_application(): n_plus_one()\n"
+    )
+    # In a subprocess: this process already imported a package named "tests" (sqlaopt's own).
+    result = suite.runpytest_subprocess("-rA", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED tests/test_seed.py::test_application*"])
+    result = suite.runpytest_subprocess("--sqlaopt-test-loops", "-k", "seeding")
+    result.stdout.fnmatch_lines(["*(loop at tests/seeding.py:3 in seed_and_read)*"])
+
+
 def test_baseline_adoption(suite: pytest.Pytester) -> None:
     suite.makepyfile(test_app="""
         from helpers import n_plus_one

@@ -21,19 +21,22 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Final
+from typing import Final, NamedTuple
 
 import sqlalchemy
 
-from ._loops import loop_line
+from ._loops import loop_line, returns_call
 
 __all__ = [
     "Site",
+    "TestCode",
+    "activations",
     "capture",
     "depth_of",
     "describe",
     "format_location",
     "is_test_code",
+    "restore_test_code",
     "set_test_code",
     "treat_as_library",
 ]
@@ -108,6 +111,7 @@ _STDLIB_DIRS = tuple(
 )
 _extra_library_places: tuple[str, ...] = ()
 _kinds: dict[str, int] = {}
+_orm_files: set[str] = set()  # the files of kind _ORM, for the walk's fast path
 
 
 def treat_as_library(*places: str) -> None:
@@ -133,6 +137,7 @@ def treat_as_library(*places: str) -> None:
         resolved.append(os.path.abspath(directory).rstrip(os.sep) + os.sep)
     _extra_library_places = tuple(dict.fromkeys((*_extra_library_places, *resolved)))
     _kinds.clear()
+    _orm_files.clear()
 
 
 def _classify(filename: str) -> int:
@@ -158,6 +163,8 @@ def _kind(frame: FrameType) -> int:
     kind = _kinds.get(filename)
     if kind is None:
         kind = _kinds[filename] = _classify(filename)
+        if kind == _ORM:
+            _orm_files.add(filename)
     if kind == _GENERATED:  # SQLAlchemy 2.0 compiles its decorators in the module's globals
         module = frame.f_globals.get("__name__", "")
         return _ORM if isinstance(module, str) and module.startswith("sqlalchemy") else _APP
@@ -167,14 +174,44 @@ def _kind(frame: FrameType) -> int:
 # ---------------------------------------------------------------- test code
 
 
-_test_files: frozenset[str] = frozenset()
+_TEST_DIRECTORY_NAMES: Final = frozenset({"tests", "test"})
 
 
-def set_test_code(files: Iterable[str]) -> frozenset[str]:
-    """Set the test modules of the running test session (the pytest plugin does); returns
-    the previous set (an outer session's, under pytester) for the plugin to restore."""
-    global _test_files
-    previous, _test_files = _test_files, frozenset(os.path.abspath(f) for f in files)
+class TestCode(NamedTuple):
+    """Where a test session's own code lives."""
+
+    files: frozenset[str]
+    """The collected test modules."""
+    directories: tuple[str, ...]
+    """Directories whose every module is the suite's (helpers, factories, fixtures)."""
+
+
+_test_code = TestCode(frozenset(), ())
+
+
+def set_test_code(files: Iterable[str], root: str) -> TestCode:
+    """Set the test code of the running test session (the pytest plugin does): its collected
+    modules, and every directory below ``root`` named ``tests`` or ``test`` that holds a
+    collected module (with the suite's helpers, factories and fixtures). Returns the previous
+    value (an outer session's, under pytester) for the plugin to restore."""
+    collected = frozenset(os.path.abspath(f) for f in files)
+    found: set[str] = set()
+    root = os.path.join(os.path.abspath(root), "")
+    for file in collected:
+        if not file.startswith(root):
+            continue
+        parts = file[len(root):].split(os.sep)
+        for index in range(len(parts) - 2, -1, -1):  # the innermost test directory
+            if parts[index] in _TEST_DIRECTORY_NAMES:
+                found.add(root + os.sep.join(parts[:index + 1]) + os.sep)
+                break
+    return restore_test_code(TestCode(collected, tuple(sorted(found))))
+
+
+def restore_test_code(code: TestCode) -> TestCode:
+    """Put back a :class:`TestCode` that :func:`set_test_code` returned."""
+    global _test_code
+    previous, _test_code = _test_code, code
     return previous
 
 
@@ -185,9 +222,11 @@ def is_library_code(filename: str | None) -> bool:
 
 def is_test_code(filename: str | None) -> bool:
     """Whether ``filename`` is one of the test session's test modules or conftest files."""
-    if not filename or not _test_files:
+    files, directories = _test_code
+    if not filename or not files:
         return False
-    return filename in _test_files or os.path.basename(filename) == "conftest.py"
+    return (filename in files or os.path.basename(filename) == "conftest.py"
+            or filename.startswith(directories))
 
 
 # ---------------------------------------------------------------- keys
@@ -213,40 +252,62 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     None when the statement comes from SQLAlchemy's own schema work (``create_all``'s
     ``has_table`` checks, reflection): one ``create_all`` runs the same check per table.
     """
-    frame = _innermost_user_frame(skip + 1)
-    if frame is _SCHEMA_WORK:
-        return None
-    if frame is None:  # asyncio: the caller waits in the parent greenlet
-        return _Key().extend(_user_frames(None, anchor))
-    # The walk of _user_frames and _Key.add, inlined: this runs for every statement in a scope.
+    # One loop over the whole stack, _kind inlined: this runs for every statement in a scope,
+    # and a call per frame on the way out of SQLAlchemy cost about 2 µs a statement.
     # Lines, not f_lasti: once CPython 3.11 specialises a call to a builtin (getattr), the
     # calling frame reports another instruction offset, which split one loop in two.
+    frame: FrameType | None = sys._getframe(skip)
     key = _Key()
     parts, at = key.parts, key.at
     count = 0
-    kinds = _kinds
+    kinds, lines, orm_files = _kinds, _lines, _orm_files
     while frame is not None:
         code = frame.f_code
+        if code.co_filename in orm_files:  # most frames are SQLAlchemy's: the cheapest test
+            frame = frame.f_back
+            continue
         kind = kinds.get(code.co_filename)
         if kind is None or kind == _GENERATED:
             kind = _kind(frame)
         if kind >= _LIBRARY:
             code_id = id(code)
+            line = lines.get((code_id, frame.f_lasti))
+            if line is None or line[0] is not code:
+                line = _line(frame)
             if code_id not in at:
                 at[code_id] = len(parts)
                 parts.append(code_id)
-                parts.append(frame.f_lineno or 0)
+                parts.append(line[1])
             else:
-                key.add(code_id, frame.f_lineno)  # a recursion: cut the cycle out
+                key.add(code_id, line[1])  # a recursion: cut the cycle out
             count += 1
             if frame is anchor or code is anchor or count >= MAX_FRAMES:
                 return tuple(parts)
-        elif kind != _ORM:  # sqlaopt's scope machinery, or schema work: the walk ends
-            return tuple(parts)
+        elif kind != _ORM and (count or kind == _SCHEMA):
+            # Past the user frames, sqlaopt's scope machinery or schema work ends the walk;
+            # before them, schema work means the statement is SQLAlchemy's own.
+            return tuple(parts) if count else None
         frame = frame.f_back
     if _parent_frame(None)[1] is None:  # the top of the stack, and no waiting caller
         return tuple(parts)
     return key.extend(_user_frames(None, anchor), count)  # asyncio: on in the parent greenlet
+
+
+# A frame's line number costs a scan of its code's line table up to the running instruction:
+# 0.1 µs in a short function, about 1 µs at the end of a 200-line one (a module body, a long
+# test or view). Keyed by (code id, instruction offset), a line is computed once; the entry
+# keeps its code so that an id reused by a later code object is not trusted.
+_MAX_LINES: Final = 50_000
+_lines: dict[tuple[int, int], tuple[CodeType, int]] = {}
+
+
+def _line(frame: FrameType) -> tuple[CodeType, int]:
+    """``(code, line)`` of ``frame``, remembered by code id and instruction offset."""
+    if len(_lines) >= _MAX_LINES:
+        _lines.clear()
+    code = frame.f_code
+    entry = _lines[(id(code), frame.f_lasti)] = (code, frame.f_lineno or 0)
+    return entry
 
 
 class _Key:
@@ -258,12 +319,12 @@ class _Key:
         self.parts: list[int] = []
         self.at: dict[int, int] = {}  # code id -> its index in parts
 
-    def add(self, code_id: int, line: int | None) -> None:
+    def add(self, code_id: int, line: int) -> None:
         index = self.at.get(code_id)
         if index is None:
             self.at[code_id] = len(self.parts)
             self.parts.append(code_id)
-            self.parts.append(line or 0)
+            self.parts.append(line)
         else:  # seen further in: cut the cycle between the two appearances out
             for dropped in self.parts[index + 2::2]:
                 del self.at[dropped]
@@ -274,7 +335,7 @@ class _Key:
             if count >= MAX_FRAMES:
                 break
             count += 1
-            self.add(id(frame.f_code), frame.f_lineno)
+            self.add(id(frame.f_code), _line(frame)[1])
         return self.done()
 
     def done(self) -> Key:
@@ -372,6 +433,11 @@ class Site:
     """The function that recurses into itself on this stack, if one does."""
     depth: int = 1
     """How many times it is on the stack."""
+    fresh: int = 0
+    """How many of the innermost frames are certainly other calls than at the loop's first
+    statement: they did not repeat the statement, so none of them is the loop."""
+    activations: tuple[int, ...] = ()
+    """This statement's frames, as :func:`activations` gives them."""
 
     @property
     def repeating_file(self) -> str | None:
@@ -383,14 +449,44 @@ class Site:
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 
 
-def describe(anchor: FrameType | CodeType | None, skip: int = 2) -> Site:
-    """The :class:`Site` of the statement running now (the same frames :func:`capture` keys)."""
+def activations(anchor: FrameType | CodeType | None, skip: int = 2) -> tuple[int, ...]:
+    """The user frames of the statement running now, outermost first, as (code id, frame id)
+    pairs. A frame object lives as long as its call, so a frame whose id differs at a later
+    statement is certainly another call (an equal id may still be a new call at a reused
+    address: the comparison can prove "another call", never "the same call")."""
+    return _activations(_frames_of(anchor, skip + 1))
+
+
+def _activations(frames: list[FrameType]) -> tuple[int, ...]:
+    return tuple(n for frame in reversed(frames) for n in (id(frame.f_code), id(frame)))
+
+
+def _frames_of(anchor: FrameType | CodeType | None, skip: int) -> list[FrameType]:
     frame = _innermost_user_frame(skip + 1)
-    if frame is _SCHEMA_WORK:
-        frame = None
-    frames = list(_user_frames(frame, anchor))
+    return list(_user_frames(None if frame is _SCHEMA_WORK else frame, anchor))
+
+
+def _fresh(frames: list[FrameType], first: tuple[int, ...]) -> int:
+    """How many of ``frames`` (innermost first) are certainly other calls than the frames of
+    the first statement (``first``, from :func:`activations``): from the outermost frame in,
+    the first one at another id, and every frame inside it."""
+    for position, frame in enumerate(reversed(frames)):
+        index = 2 * position
+        if index + 1 >= len(first) or first[index] != id(frame.f_code):
+            return 0  # the stacks part (a deeper recursion): nothing is known
+        if first[index + 1] != id(frame):
+            return len(frames) - position
+    return 0
+
+
+def describe(anchor: FrameType | CodeType | None, skip: int = 2,
+             first: tuple[int, ...] | None = None) -> Site:
+    """The :class:`Site` of the statement running now (the same frames :func:`capture` keys);
+    ``first``: the :func:`activations` of the loop's first statement, if known."""
+    frames = _frames_of(anchor, skip + 1)
     location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
-    found = _loop(frames)
+    fresh = _fresh(frames, first) if first else 0
+    found = _loop(frames, fresh)
     codes = Counter(f.f_code for f in frames)
     recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
     return Site(
@@ -401,6 +497,8 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2) -> Site:
         lasti=location.f_lasti if location is not None else -1,
         recursive=recursive if depth > 1 else None,
         depth=depth,
+        fresh=fresh,
+        activations=_activations(frames),
     )
 
 
@@ -414,18 +512,23 @@ def depth_of(code: CodeType) -> int:
     return depth
 
 
-def _loop(frames: list[FrameType]) -> tuple[Place, FrameType] | None:
+def _loop(frames: list[FrameType], fresh: int = 0) -> tuple[Place, FrameType] | None:
     """Where the loop is, and its frame: the innermost frame running inside a loop of its own
     code (the loop's first line, so two lines of one loop body are one loop), or a call of a
-    function that is already further in (a recursion: the line of that call)."""
+    function that is already further in (a recursion: the line of that call).
+
+    The ``fresh`` innermost frames are new calls, which cannot have repeated the statement,
+    and neither can a loop that returns the value of the call it is making (a retry loop:
+    ``for attempt in range(3): try: return create(...)``): neither is the loop."""
     inner_codes: set[CodeType] = set()
-    for frame in frames:
+    for position, frame in enumerate(frames):
         code = frame.f_code
-        if code in inner_codes:
-            return _place(frame), frame
-        line = loop_line(code, frame.f_lasti)
-        if line is not None:
-            return Place(code.co_filename, line, _function_name(frame)), frame
+        if position >= fresh:
+            if code in inner_codes:
+                return _place(frame), frame
+            line = loop_line(code, frame.f_lasti)
+            if line is not None and not returns_call(code, frame.f_lasti):
+                return Place(code.co_filename, line, _function_name(frame)), frame
         inner_codes.add(code)
     return None
 

@@ -23,7 +23,7 @@ from .._errors import NPlusOneError
 from .._lanes import lane
 from .._while_used import WhileUsed
 from . import _eager, _slow, _writes
-from ._callsite import capture, depth_of, describe, is_test_code
+from ._callsite import activations, capture, depth_of, describe, is_test_code
 from ._emit import emit, internal_error
 from ._orm import (
     COLUMN,
@@ -152,8 +152,9 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
         _writes.observe(scope, context, statement)  # a write, never an N+1 (issue 13)
         return
     target: object
-    if kind == LAZY and load.relationship is not None:
-        target = load.relationship
+    relationship = load.relationship if kind == LAZY else None
+    if relationship is not None:
+        target = relationship
         _remember_lineage(scope, load)
     elif kind == COLUMN:
         target = load.mapper
@@ -175,6 +176,8 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
             _deepen(scope, key)
         return
     count = scope.count(key, served or 1)
+    if count == 1 and scope.tracks_calls:
+        scope.first_calls[key] = activations(scope.anchor, 3)
     if kind == STATEMENT and _batching(scope, key, context, statement, parameters, count):
         return
     if count >= (1 if served else scope.settings.threshold):
@@ -210,8 +213,14 @@ def _remember_lineage(scope: Scope, load: Load) -> None:
 def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: ExecutionContext,
               statement: str, count: int) -> None:
     """``key`` just reached the threshold: find its place in the code and record it there."""
-    site = describe(scope.anchor, 4)
+    site = describe(scope.anchor, 4, scope.first_calls.pop(key, None))
     in_test = is_test_code(site.repeating_file)
+    if in_test and site.fresh and not scope.settings.test_loops:
+        # The repeats so far are the test's: each came from another call of the application.
+        # Count afresh from this call, so that a loop inside one call is still found.
+        scope.counts[key] = 1
+        scope.first_calls[key] = site.activations
+        return
     repeats = scope.repeats.pop(key, None)
     same_parameters = repeats is not None and repeats.same and repeats.digest is not None
 

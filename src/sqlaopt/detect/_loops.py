@@ -11,9 +11,11 @@ import dis
 from functools import lru_cache
 from types import CodeType
 
-__all__ = ["loop_line"]
+__all__ = ["loop_line", "returns_call"]
 
 _NOT_A_LOOP = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
+# Between a call and the return of its value: dropping a ``for`` loop's iterator first.
+_STACK_CLEANUP = frozenset({"SWAP", "POP_TOP", "NOP"})
 
 
 @lru_cache(maxsize=1024)
@@ -36,6 +38,35 @@ def loop_line(code: CodeType, lasti: int) -> int | None:
         return None
     start = max(inside)[0]  # the innermost loop starts last
     return _line_at(code, start)
+
+
+@lru_cache(maxsize=1024)
+def _returning_calls(code: CodeType) -> frozenset[int]:
+    """The offsets of the calls whose value the function returns at once (``return f(...)``).
+
+    A calling frame reports an offset inside its call instruction's inline caches (CPython
+    3.11: the last cache of ``CALL``, or of ``PRECALL`` once specialised), so every offset from
+    the call's ``PRECALL`` to the next instruction counts.
+    """
+    instructions = list(dis.get_instructions(code))
+    offsets: set[int] = set()
+    calls: list[int] = []
+    for instruction, following in zip(instructions, [*instructions[1:], None], strict=True):
+        if instruction.opname in ("PRECALL", "CALL"):
+            end = following.offset if following is not None else instruction.offset + 2
+            calls.extend(range(instruction.offset, end))
+        elif instruction.opname == "RETURN_VALUE":
+            offsets.update(calls)
+            calls = []
+        elif instruction.opname not in _STACK_CLEANUP:
+            calls = []
+    return frozenset(offsets)
+
+
+def returns_call(code: CodeType, lasti: int) -> bool:
+    """Whether the instruction at ``lasti`` calls a function whose value ``code`` returns at
+    once: a loop around it cannot run it again once the call has returned."""
+    return lasti in _returning_calls(code)
 
 
 def _line_at(code: CodeType, offset: int) -> int:

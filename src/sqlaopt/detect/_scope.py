@@ -170,6 +170,7 @@ class Scope:
         "eager",
         "eager_overflow",
         "emit_at_once",
+        "first_calls",
         "flushes",
         "found",
         "label",
@@ -185,6 +186,7 @@ class Scope:
         "settings",
         "token",
         "tolerated",
+        "tracks_calls",
         "watch_eager",
         "watching",
     )
@@ -217,6 +219,12 @@ class Scope:
         self.places: dict[tuple[object, ...], Detection] = {}
         self.repeats: dict[tuple[object, ...], Repeats] = {}
         """repeated statements not yet reported: what their executions have in common."""
+        self.first_calls: dict[tuple[object, ...], tuple[int, ...]] = {}
+        """count key -> the frames of its first statement (``_callsite.activations``), to tell
+        at the threshold which frames are new calls. Not kept in log mode (production) unless
+        the scope reports to a test: there the loop's line is only shown, never a verdict."""
+        self.tracks_calls = settings.threshold > 1 and (
+            settings.mode != "log" or self.authority is not None)
         self.lineage: dict[Any, tuple[Any, ...]] = {}
         """mapper -> the load path of an instance of it that was a lazy-load parent here."""
         self.depths: dict[Detection, tuple[list[Any], int, CodeType]] = {}
@@ -267,6 +275,7 @@ class Scope:
             self.found.clear()
         self.counts = kept
         self.repeats.clear()
+        self.first_calls.clear()
         self.flushes.clear()
 
     def place(
