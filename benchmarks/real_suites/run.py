@@ -481,6 +481,10 @@ def triage(record: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any
         if not (location.startswith(wanted) if rule.get("match") == "prefix" or not wanted
                 else location == wanted):
             continue
+        if "loop" in rule and not (
+                str(record.get("loop") or "").startswith(rule["loop"])
+                if rule.get("loop_match") == "prefix" else record.get("loop") == rule["loop"]):
+            continue
         if "via" in rule and not any(rule["via"] in frame for frame in stack):
             continue
         hints = set(record.get("hints", ()))
@@ -509,6 +513,7 @@ def group_detections(records: list[dict[str, Any]], src: Path,
             group["counts"].append(record["count"])
         hints = tuple(shape_hints(record, src))
         rule = triage({**record, "hints": hints}, rules)
+        record["verdict"], record["shape"] = rule["verdict"], rule["shape"]
         verdict = (rule["verdict"], rule["shape"], *rule.get("also", ()))
         variant = group["variants"].setdefault((verdict, hints), {
             "verdict": rule["verdict"], "shape": rule["shape"], "also": rule.get("also", []),
@@ -525,10 +530,17 @@ def group_detections(records: list[dict[str, Any]], src: Path,
 # ------------------------------------------------------------------------- reporting
 
 
+# Kinds that never fail a test in the default mode (findings that are not N+1s, issue 13).
+NOT_N_PLUS_ONE = frozenset({"unused_eager_load", "row_explosion", "row_by_row_write",
+                            "slow_statement"})
+
+
 def test_verdicts(groups: list[dict[str, Any]]) -> dict[str, dict[str, set[str]]]:
-    """Per test (as junit names it), the verdicts and shapes of its detections."""
+    """Per test (as junit names it), the verdicts and shapes of its N+1 detections."""
     verdicts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for group in groups:
+        if group["kind"] in NOT_N_PLUS_ONE:
+            continue
         for variant in group["variants"]:
             for test in variant["tests"]:
                 verdicts[junit_name(test)][variant["verdict"]].add(variant["shape"])
@@ -543,17 +555,65 @@ def junit_name(nodeid: str) -> str:
     return f"{module}.{head}::{name}" if head else f"{module}::{name}"
 
 
-def classify_failures(mode: dict[str, Any], verdicts: dict[str, dict[str, set[str]]]) -> None:
-    """Mark each test failing only with sqlaopt: justified by a real N+1 or not."""
+_FAILURE_LINE = re.compile(
+    r"sqlaopt: N\+1 (?P<target>\S+) .*? at (?P<location>\S+:\d+ in \S+)"
+    r"(?: \(loop at (?P<loop>\S+:\d+ in \S+)\))?; fix: ")
+
+
+def failing_detections(message: str) -> list[dict[str, str | None]]:
+    """(target, location, loop) of each N+1 a failure message lists (``failure_text``)."""
+    found: dict[tuple[str, str, str | None], None] = {}
+    for match in _FAILURE_LINE.finditer(message):
+        found[(match["target"], match["location"], match["loop"])] = None
+    return [{"target": t, "location": loc, "loop": loop} for t, loc, loop in found]
+
+
+def classify_failures(mode: dict[str, Any], records: list[dict[str, Any]],
+                      rules: list[dict[str, Any]], messages: dict[str, str]) -> None:
+    """Mark each test failing only with sqlaopt by the detections that failed it (the lines
+    of its failure message), each triaged through the record run's detection of the same
+    test, target and location (its stack and hints), else by the rules on the line alone:
+    *justified* if one is real, *FALSE FAILURE* if all are false alarms, else *untriaged*."""
+    index: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if "verdict" in record:
+            index[(junit_name(record["test"]), str(record["target"]),
+                   str(record["location"]))].append(record)
     for failure in mode["regressions"]:
-        found = verdicts.get(failure["test"], {})
-        if "real" in found:
-            failure["triage"] = "justified: " + ", ".join(sorted(found["real"]))
-        elif found:
-            shapes = sorted({s for shapes in found.values() for s in shapes})
-            failure["triage"] = "FALSE FAILURE: " + ", ".join(shapes)
+        lines = failing_detections(messages.get(failure["test"], ""))
+        verdicts: list[tuple[str, str]] = []
+        for line in lines:
+            matched = index.get((failure["test"], str(line["target"]), str(line["location"])))
+            if matched:
+                rule = {"verdict": matched[0]["verdict"], "shape": matched[0]["shape"]}
+                line["via"] = "record run"
+            else:
+                kind = next((r["kind"] for key, found in index.items() for r in found
+                             if key[1:] == (line["target"], line["location"])), "")
+                rule = triage({"kind": kind, "target": line["target"],
+                               "location": line["location"], "loop": line["loop"],
+                               "stack": [], "hints": ()}, rules)
+                line["via"] = "rules on the failure line"
+            line["verdict"], line["shape"] = rule["verdict"], rule["shape"]
+            verdicts.append((rule["verdict"], rule["shape"]))
+        failure["failing"] = lines
+        real = sorted({shape for verdict, shape in verdicts if verdict == "real"})
+        if real:
+            failure["triage"] = "justified: " + ", ".join(real)
+        elif verdicts and all(v == "false-alarm" for v, _ in verdicts):
+            failure["triage"] = "FALSE FAILURE: " + ", ".join(sorted({s for _, s in verdicts}))
+        elif verdicts:
+            failure["triage"] = "untriaged: " + ", ".join(
+                sorted({f"{v} {s}" for v, s in verdicts if v != "false-alarm"}))
         else:
-            failure["triage"] = "no detection in the record run"
+            failure["triage"] = "no N+1 in the failure message"
+
+
+def failure_counts(mode: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for failure in mode["regressions"]:
+        counts[failure["triage"].split(":")[0]] += 1
+    return dict(counts)
 
 
 def duplicate_reports(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -606,10 +666,12 @@ def summarise(app: App, source: str, sqlaopt: str, missing: list[str], rounds: l
         }
     unstable = sorted({t for rnd in rounds[1:] for r in rnd
                        if (t := _flipped(r, first[r.mode]))})
-    groups = group_detections(details, src, load_triage(app))
+    rules = load_triage(app)
+    groups = group_detections(details, src, rules)
     verdicts = test_verdicts(groups)
-    for mode in per_mode.values():
-        classify_failures(mode, verdicts)
+    for name, mode in per_mode.items():
+        classify_failures(mode, details, rules, first[name].messages)
+        mode["failure_counts"] = failure_counts(mode)
     should_fail = sorted(t for t, v in verdicts.items() if "real" in v)
     return {"app": app.name, "repository": app.repository, "commit": app.commit,
             "source": source, "sqlaopt": sqlaopt, "missing_files": missing,
@@ -654,10 +716,17 @@ def markdown(summary: dict[str, Any], source: bool = True) -> str:
                      f"{cpu_ratio} | {len(m['regressions'])} |")
     for mode, m in summary["modes"].items():
         if m["regressions"]:
-            lines += ["", f"## Failing only in `{mode}` ({len(m['regressions'])})", ""]
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(m["failure_counts"].items()))
+            lines += ["", f"## Failing only in `{mode}` ({len(m['regressions'])}: {counts})",
+                      ""]
             for r in m["regressions"]:
                 detail = "; ".join(r["n_plus_one"]) or r["first_line"]
                 lines.append(f"- `{r['test']}` ({r['outcome']}, {r['triage']}): {detail}")
+                if not r["triage"].startswith("justified"):
+                    lines += [f"  - {f['verdict']} {f['shape']} ({f['via']}): {f['target']} at "
+                              f"`{f['location']}`" + (f" (loop at `{f['loop']}`)" if f["loop"]
+                                                      else "")
+                              for f in r.get("failing", [])]
     if summary["unstable_tests"]:
         lines += ["", f"Outcomes that changed between rounds: {summary['unstable_tests']}"]
     if summary["triage"]:

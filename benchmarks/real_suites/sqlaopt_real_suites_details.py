@@ -1,24 +1,35 @@
 """pytest plugin loaded by run.py (``-p sqlaopt_real_suites_details``) in the record run.
 
 ``--sqlaopt-write-baseline`` keeps (test, kind, target, file + function) per detection. Triage
-needs more: the line, the final count, the fix, the SQL, and the call stack that reached the
-threshold (to tell a loop in test code, a loop across requests or a SELECT inside a flush from
-an application loop). This plugin writes one JSON object per detection (``"type":
-"detection"``) and one per test (``"type": "test"``, with the statements its body ran) to the
-file named by ``$SQLAOPT_REAL_SUITES_DETAILS``.
+needs more: the line, the loop's line, the final count, the fix, the SQL, and the call stack
+that reached the threshold (to tell a loop in test code, a loop across requests or a SELECT
+inside a flush from an application loop). This plugin writes one JSON object per detection
+(``"type": "detection"``: ``Detection.as_dict()`` plus ``target``, ``in_test_code``, the
+thread and the stack) and one per test (``"type": "test"``, with the statements its body ran)
+to the file named by ``$SQLAOPT_REAL_SUITES_DETAILS``.
 
-It reads sqlaopt's internals only on a best-effort basis, so that run.py keeps working while
-the detector is rewritten: the running test's Report through the plugin's stash (or, failing
-that, the public ``nplusone`` fixture), and the stack through a wrapper around the function
-that builds a Detection, if one named ``build_detection`` is still there.
+It reads sqlaopt's internals (as of the detector in ``sqlaopt.detect``: ``_hook``,
+``_scope``, ``_report``), each on a best-effort basis, so that run.py keeps working while the
+detector is rewritten:
+
+- the running test's Report: ``item.stash[pytest_plugin._settings_key][2]`` (the Report the
+  test's scope fills), else the public ``nplusone`` fixture;
+- the stack: a wrapper around ``_hook.build_detection`` (the one function that makes an N+1
+  Detection, called when a loop reaches the threshold) keeps ``traceback``-style frames of the
+  statement that reached it; ``Scope.forwarded`` copies a request unit's detection into the
+  test's scope (``dataclasses.replace``), so a wrapper around it hands the copy the stack;
+- the ``split`` diagnostic: a wrapper around ``_hook.lane`` (see ``_split_lanes``).
+
+If one of them is gone it degrades (no stacks, or run.py reads the baseline file's fields).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import json
 import os
-import pkgutil
 import sys
 import threading
 from typing import Any
@@ -46,21 +57,33 @@ def _stack() -> list[str]:
 
 
 def _wrap_builders() -> None:
-    """Remember the stack of every Detection the detector builds (best effort)."""
-    detect = importlib.import_module("sqlaopt.detect")
-    for info in pkgutil.iter_modules(detect.__path__, "sqlaopt.detect."):
-        module = importlib.import_module(info.name)
-        build = module.__dict__.get("build_detection")
-        if build is None or getattr(build, "_real_suites_wrapped", False):
-            continue
-
-        def wrapped(*args: Any, _build: Any = build, **kwargs: Any) -> Any:
-            detection = _build(*args, **kwargs)
+    """Remember the stack of every Detection the detector builds, and hand it on to the copy
+    an enclosing scope makes of a nested scope's detection."""
+    hook = importlib.import_module("sqlaopt.detect._hook")
+    build = hook.__dict__.get("build_detection")
+    if build is None:
+        raise LookupError("sqlaopt.detect._hook.build_detection is gone")
+    if not getattr(build, "_real_suites_wrapped", False):
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            detection = build(*args, **kwargs)
             _stacks[id(detection)] = (detection, _stack(), threading.current_thread().name)
             return detection
 
         wrapped._real_suites_wrapped = True  # type: ignore[attr-defined]
-        module.build_detection = wrapped
+        hook.build_detection = wrapped
+    scope_class = importlib.import_module("sqlaopt.detect._scope").__dict__.get("Scope")
+    forwarded = getattr(scope_class, "forwarded", None)
+    if forwarded is None or getattr(forwarded, "_real_suites_wrapped", False):
+        return
+
+    def forward(self: Any, place: Any, detection: Any, count: int) -> Any:
+        mine = forwarded(self, place, detection, count)
+        if mine is not None and id(mine) not in _stacks and id(detection) in _stacks:
+            _stacks[id(mine)] = (mine, *_stacks[id(detection)][1:])
+        return mine
+
+    forward._real_suites_wrapped = True  # type: ignore[attr-defined]
+    scope_class.forwarded = forward
 
 
 _SPLIT_ENV = "SQLAOPT_REAL_SUITES_SPLIT"
@@ -77,7 +100,10 @@ def _is_test_file(filename: str) -> bool:
 def _invocation() -> int:
     """A serial for the call of the application being served: the outermost application frame
     below the test code (or, on a worker thread, below the thread's library frames). A frame
-    object is one call; holding it keeps its id from being reused within the test."""
+    object is one call; holding it keeps its id from being reused within the test. A held
+    frame that has returned is cleared (``frame.clear()``) when the next call starts, so that
+    holding it does not keep the call's locals, and with them ORM instances in the Session's
+    identity map, alive: that would spare later lazy loads the record run makes."""
     frame = sys._getframe(2)
     outermost_app = None
     while frame is not None:
@@ -91,8 +117,20 @@ def _invocation() -> int:
         return 0
     entry = _invocations.get(id(outermost_app))
     if entry is None or entry[0] is not outermost_app:
+        _release_returned_frames()
         entry = _invocations[id(outermost_app)] = (outermost_app, len(_invocations) + 1)
     return entry[1]
+
+
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _release_returned_frames() -> None:
+    for frame, _ in _invocations.values():
+        if frame.f_code.co_flags & _SUSPENDABLE:  # clear() would finalize a suspended one
+            continue
+        with contextlib.suppress(RuntimeError):  # raised while the frame still executes
+            frame.clear()
 
 
 def _split_lanes() -> None:
@@ -100,16 +138,18 @@ def _split_lanes() -> None:
     detector's lane function. Detections that survive repeat within one request or one call
     of the application; those that vanish were repetition across calls (a test's loop,
     sequential requests on a reused thread)."""
-    hook = importlib.import_module("sqlaopt.detect._hook")
-    lane = hook.__dict__.get("_lane")
-    if lane is None:
-        raise LookupError("sqlaopt.detect._hook._lane is gone")
-    hook._lane = lambda: (lane(), _invocation())
+    for name in ("sqlaopt.detect._hook", "sqlaopt.detect._writes"):  # N+1s, row-by-row writes
+        module = importlib.import_module(name)
+        lane = module.__dict__.get("lane")
+        if lane is None:
+            raise LookupError(f"{name}.lane is gone")
+        module.lane = lambda lane=lane: (lane(), _invocation())
 
 
 def _stash_key() -> Any:
+    """The stash key under which the plugin keeps (verdict, settings, Report) per test."""
     plugin = sys.modules.get("sqlaopt.pytest_plugin")
-    return getattr(plugin, "_scope_key", None)
+    return getattr(plugin, "_settings_key", None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -136,8 +176,8 @@ def _report(item: pytest.Item) -> Any:
     key = _stash_key()
     if key is not None:
         entry = item.stash.get(key, None)
-        if isinstance(entry, tuple) and len(entry) == 2:
-            return entry[1]
+        if isinstance(entry, tuple) and entry and hasattr(entry[-1], "detections"):
+            return entry[-1]
     return getattr(item, "funcargs", {}).get("nplusone")
 
 
@@ -154,6 +194,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         as_dict = getattr(detection, "as_dict", None)
         record.update(as_dict() if callable(as_dict) else vars(detection))
         record["target"] = getattr(detection, "target", record.get("model"))
+        record["in_test_code"] = getattr(detection, "in_test_code", None)
         _records.append(record)
     _stacks.clear()
     _invocations.clear()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ForeignKey, create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
@@ -83,6 +84,26 @@ def describe_children(session: Session) -> list[tuple[str, str]]:
         rows.append((parent_name(session, child.parent_id or 0),
                      parent_name(session, child.parent_id or 0)))
     return rows
+
+
+def parent_name_with_retry(session: Session, parent_id: int, attempts: int = 3) -> str:
+    """``parent_name`` behind a retry loop whose body returns on its first iteration: one call
+    runs the SELECT once. The shape of mealie's ``RepositoryGroup.create`` /
+    ``RepositoryHousehold.create`` (``while True: try: return super().create(data) except
+    IntegrityError: ...``), ``RepositoryRecipes.create`` and ``RepositoryCookbooks.create``
+    (``for i in range(10): try: return super().create(...)``)."""
+    for _attempt in range(attempts):
+        try:
+            return parent_name(session, parent_id)
+        except OperationalError:
+            session.rollback()
+    raise RuntimeError("no attempt succeeded")
+
+
+def names_with_retry(session: Session, ids: Iterable[int]) -> list[str]:
+    """The application's own loop over the retrying helper (mealie's
+    ``RepositoryCookbooks.create_many``: ``[self.create(entry) for entry in data]``)."""
+    return [parent_name_with_retry(session, parent_id) for parent_id in ids]
 
 
 # ------------------------------------------------------------------ a WSGI application
