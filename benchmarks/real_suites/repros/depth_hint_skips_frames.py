@@ -40,6 +40,9 @@ def select_at_depth(depth: int, session: Session) -> object:
     return session.execute(select(mini_app.ChildAudit)).first()
 
 
+N_PLUS_ONE = ("lazy_load", "column_load", "repeated_statement")
+
+
 def main() -> int:
     engine = mini_app.make_engine(parents=3)
     wrong = []
@@ -61,7 +64,8 @@ def main() -> int:
                     session.add(mini_app.Child(name="x"))
                     session.commit()
             event.remove(session, "after_flush", listener)
-            locations = [d.location for d in report.detections]
+            locations = [d.location for d in report.detections  # N+1s, not the row-by-row
+                         if d.kind in N_PLUS_ONE]                   # commits of the loop
             if locations and not all("select_at_depth" in loc for loc in locations):
                 wrong.append((padding, locations))
     for padding, locations in wrong:

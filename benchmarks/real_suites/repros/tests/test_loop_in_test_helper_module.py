@@ -18,8 +18,8 @@ Responsible: ``_callsite.is_test_code`` knows only the files of the collected it
 reports the loop although issue 9 rule 7 says a loop in test code is the test's own
 repetition.
 
-Here the test package is ``suite_pkg`` (a package, as mealie's ``tests`` is) and its helper
-``suite_pkg/seeding.py``; ``mini_app.py``, outside the package, stays application code. The
+Here the test package is ``tests`` (a package, as mealie's ``tests`` is) and its helper
+``tests/seeding.py``; ``mini_app.py``, outside the package, stays application code. The
 first test fails on sqlaopt b4ed7fb.
 """
 
@@ -29,7 +29,7 @@ import mini_app
 import pytest
 from sqlalchemy.orm import Session
 
-from suite_pkg import seeding
+from tests import seeding
 
 
 @pytest.fixture(scope="module")
