@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,7 +41,6 @@ RELATIONSHIPS: dict[str, tuple[type[Any], str]] = {
     "Service.barbers": (Service, "barbers"),
 }
 current_site: list[tuple[str, int]] = []  # (site, program step) of the load running now
-calls: list[object] = []
 
 
 def _touch(rows: list[Any], attribute: str) -> None:
@@ -52,20 +50,15 @@ def _touch(rows: list[Any], attribute: str) -> None:
 
 # Three sites with the same body: the same relationship touched from two different sites is
 # two different places in the code.
-# Each call keeps its frame alive until the example ends, so that no later call is at the
-# same address: then the detector can always tell two calls apart (see the rule's point 1).
 def site_a(rows: list[Any], attribute: str) -> None:
-    calls.append(sys._getframe())
     _touch(rows, attribute)
 
 
 def site_b(rows: list[Any], attribute: str) -> None:
-    calls.append(sys._getframe())
     _touch(rows, attribute)
 
 
 def site_c(rows: list[Any], attribute: str) -> None:
-    calls.append(sys._getframe())
     _touch(rows, attribute)
 
 
@@ -116,7 +109,6 @@ def test_flagged_exactly_when_a_relationship_repeats_from_one_stack(
             current_site.append((site, step))
             SITES[site](rows, attribute)
             current_site.pop()
-    calls.clear()
     steps: dict[tuple[str, str], list[int]] = {}
     for target, site, step in oracle:
         steps.setdefault((target, site), []).append(step)

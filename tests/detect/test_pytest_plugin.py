@@ -263,7 +263,7 @@ def test_loops_in_test_code_are_the_tests_own(suite: pytest.Pytester) -> None:
 
 
 APP = '''
-import sys
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlaopt.booking.models import Appointment
 
@@ -292,14 +292,28 @@ def names_with_retry(session, ids):
     return [client_name_with_retry(session, i) for i in ids]
 
 
-calls = []
-
-
 def client_names_of(session, ids):
-    # Keeps each call's frame alive: a later call can then never be at the same address, the
-    # one case where the detector cannot tell a new call from the same call.
-    calls.append(sys._getframe())
     return client_names(session, ids)
+
+
+failures = []
+
+
+def status(session, appointment_id):
+    row = session.execute(select(Appointment.status).where(Appointment.id == appointment_id))
+    if not failures:  # the first attempt fails after its query, as a deadlock would
+        failures.append(appointment_id)
+        raise OperationalError("SELECT ...", {}, Exception("deadlock detected"))
+    return row.one()
+
+
+def status_with_retry(session, appointment_id):
+    for _attempt in range(3):
+        try:
+            return status(session, appointment_id)
+        except OperationalError:
+            session.rollback()
+    raise RuntimeError("no attempt succeeded")
 '''
 
 
@@ -312,7 +326,8 @@ def test_a_loop_that_did_not_repeat_the_statement_is_not_the_loop(
         import pytest
         from sqlalchemy.orm import Session
         from helpers import engine
-        from app import client_name_with_retry, client_names, client_names_of, names_with_retry
+        from app import (client_name_with_retry, client_names, client_names_of, names_with_retry,
+                         status_with_retry)
         def test_a_test_loop_through_a_retry_loop():
             with Session(engine) as s:
                 for i in range(1, 6):
@@ -331,9 +346,12 @@ def test_a_loop_that_did_not_repeat_the_statement_is_not_the_loop(
             with Session(engine) as s:
                 for ids in ([1], [2, 3, 4]):
                     client_names_of(s, ids)
+        def test_a_retry_that_ran_the_query_again():
+            with Session(engine) as s:
+                status_with_retry(s, 1)
     """)
     result = suite.runpytest("-rA", "-p", "no:randomly")
-    result.assert_outcomes(passed=2, failed=3)
+    result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines_random([
         "*N+1 Appointment.client lazy-loaded 5 times at app.py:7 in client_name (loop at "
         "app.py:21 in client_names)*",
@@ -348,7 +366,7 @@ def test_a_loop_that_did_not_repeat_the_statement_is_not_the_loop(
         "FAILED test_app.py::test_a_test_loop_over_calls_that_loop_themselves *",
     ])
     result = suite.runpytest("--sqlaopt-test-loops", "-k", "test_a_test_loop_through")
-    result.stdout.fnmatch_lines(["*(loop at test_app.py:7 in test_a_test_loop_through_a_retry_"
+    result.stdout.fnmatch_lines(["*(loop at test_app.py:8 in test_a_test_loop_through_a_retry_"
                                  "loop)*"])
 
 

@@ -14,6 +14,7 @@ reached the threshold is still running (:func:`describe`).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 import sysconfig
@@ -25,7 +26,7 @@ from typing import Final, NamedTuple
 
 import sqlalchemy
 
-from ._loops import loop_line, returns_call
+from ._loops import loop_line, loop_variable, returns_call
 
 __all__ = [
     "Site",
@@ -257,8 +258,8 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     # Lines, not f_lasti: once CPython 3.11 specialises a call to a builtin (getattr), the
     # calling frame reports another instruction offset, which split one loop in two.
     frame: FrameType | None = sys._getframe(skip)
-    key = _Key()
-    parts, at = key.parts, key.at
+    parts: list[int] = []
+    at: dict[int, int] = {}  # code id -> its index in parts
     count = 0
     kinds, lines, orm_files = _kinds, _lines, _orm_files
     while frame is not None:
@@ -279,7 +280,7 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
                 parts.append(code_id)
                 parts.append(line[1])
             else:
-                key.add(code_id, line[1])  # a recursion: cut the cycle out
+                _Key(parts, at).add(code_id, line[1])  # a recursion: cut the cycle out
             count += 1
             if frame is anchor or code is anchor or count >= MAX_FRAMES:
                 return tuple(parts)
@@ -290,7 +291,8 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
         frame = frame.f_back
     if _parent_frame(None)[1] is None:  # the top of the stack, and no waiting caller
         return tuple(parts)
-    return key.extend(_user_frames(None, anchor), count)  # asyncio: on in the parent greenlet
+    # asyncio: the walk goes on in the parent greenlet
+    return _Key(parts, at).extend(_user_frames(None, anchor), count)
 
 
 # A frame's line number costs a scan of its code's line table up to the running instruction:
@@ -311,13 +313,14 @@ def _line(frame: FrameType) -> tuple[CodeType, int]:
 
 
 class _Key:
-    """A call-site key being built, frame by frame from the innermost outward."""
+    """A call-site key being built, frame by frame from the innermost outward (``capture``
+    builds the common case inline, and hands its lists over for the rest)."""
 
     __slots__ = ("at", "parts")
 
-    def __init__(self) -> None:
-        self.parts: list[int] = []
-        self.at: dict[int, int] = {}  # code id -> its index in parts
+    def __init__(self, parts: list[int] | None = None, at: dict[int, int] | None = None) -> None:
+        self.parts: list[int] = [] if parts is None else parts
+        self.at: dict[int, int] = {} if at is None else at  # code id -> its index in parts
 
     def add(self, code_id: int, line: int) -> None:
         index = self.at.get(code_id)
@@ -433,11 +436,14 @@ class Site:
     """The function that recurses into itself on this stack, if one does."""
     depth: int = 1
     """How many times it is on the stack."""
-    fresh: int = 0
-    """How many of the innermost frames are certainly other calls than at the loop's first
-    statement: they did not repeat the statement, so none of them is the loop."""
+    across_calls: bool = False
+    """Whether a loop of test code went round between the loop's first statement and this
+    one: each repeat came from another call the test made (the test's repetition)."""
     activations: tuple[int, ...] = ()
     """This statement's frames, as :func:`activations` gives them."""
+    retry: bool = False
+    """Whether the statement was repeated by a retry: the frame that made the call again is
+    in a loop whose body returns that call's value (``try: return create(...)``)."""
 
     @property
     def repeating_file(self) -> str | None:
@@ -450,15 +456,40 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>
 
 
 def activations(anchor: FrameType | CodeType | None, skip: int = 2) -> tuple[int, ...]:
-    """The user frames of the statement running now, outermost first, as (code id, frame id)
-    pairs. A frame object lives as long as its call, so a frame whose id differs at a later
-    statement is certainly another call (an equal id may still be a new call at a reused
-    address: the comparison can prove "another call", never "the same call")."""
+    """The user frames of the statement running now, outermost first, as (code id, frame id,
+    id of the item its innermost ``for`` loop is at, or 0) triples: what :func:`describe`
+    compares at a later statement to see which loops went round in between."""
     return _activations(_frames_of(anchor, skip + 1))
 
 
 def _activations(frames: list[FrameType]) -> tuple[int, ...]:
-    return tuple(n for frame in reversed(frames) for n in (id(frame.f_code), id(frame)))
+    return tuple(n for frame in reversed(frames)
+                 for n in (id(frame.f_code), id(frame), _item_id(frame)))
+
+
+def _item_id(frame: FrameType) -> int:
+    """The id of the item the frame's innermost ``for`` loop is at (0: not in one).
+
+    Two items of one loop are alive at once when the loop moves on (the iterator makes the
+    next before the variable lets go of the last), so a changed id means the loop went round.
+    """
+    name = loop_variable(frame.f_code, frame.f_lasti)
+    if name is None:
+        return 0
+    namespace = frame.f_locals
+    item = id(namespace[name]) if name in namespace else 0
+    # Before Python 3.13 a function's f_locals is a snapshot dict kept on the frame: it would
+    # keep every local's value alive after the code let go of it (the ORM instances of a
+    # test, and through SQLAlchemy's weak identity map, the statements the test runs next).
+    # Emptied when no one else holds it; the next locals() or f_locals fills it again.
+    if type(namespace) is dict and frame.f_code.co_flags & _OPTIMIZED \
+            and sys.getrefcount(namespace) <= _SNAPSHOT_REFERENCES:
+        namespace.clear()
+    return item
+
+
+_OPTIMIZED: Final = inspect.CO_OPTIMIZED  # a function's frame (its f_locals is a snapshot)
+_SNAPSHOT_REFERENCES: Final = 3  # the frame's, ``namespace``, getrefcount's argument
 
 
 def _frames_of(anchor: FrameType | CodeType | None, skip: int) -> list[FrameType]:
@@ -466,17 +497,22 @@ def _frames_of(anchor: FrameType | CodeType | None, skip: int) -> list[FrameType
     return list(_user_frames(None if frame is _SCHEMA_WORK else frame, anchor))
 
 
-def _fresh(frames: list[FrameType], first: tuple[int, ...]) -> int:
-    """How many of ``frames`` (innermost first) are certainly other calls than the frames of
-    the first statement (``first``, from :func:`activations``): from the outermost frame in,
-    the first one at another id, and every frame inside it."""
+def _went_round(frames: list[FrameType], first: tuple[int, ...]) -> set[int]:
+    """The positions in ``frames`` (innermost first) of the frames whose ``for`` loop moved to
+    another item since the first statement (``first``, from :func:`activations``), matched
+    from the outermost frame in while code and frame agree. An application frame at the same
+    id may still be a new call (CPython reuses a finished frame's memory); a test frame lives
+    as long as its test."""
+    went: set[int] = set()
     for position, frame in enumerate(reversed(frames)):
-        index = 2 * position
-        if index + 1 >= len(first) or first[index] != id(frame.f_code):
-            return 0  # the stacks part (a deeper recursion): nothing is known
-        if first[index + 1] != id(frame):
-            return len(frames) - position
-    return 0
+        index = 3 * position
+        if index + 2 >= len(first) or first[index] != id(frame.f_code) \
+                or first[index + 1] != id(frame):
+            break
+        item = _item_id(frame)
+        if item and first[index + 2] and item != first[index + 2]:
+            went.add(len(frames) - 1 - position)
+    return went
 
 
 def describe(anchor: FrameType | CodeType | None, skip: int = 2,
@@ -485,20 +521,23 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2,
     ``first``: the :func:`activations` of the loop's first statement, if known."""
     frames = _frames_of(anchor, skip + 1)
     location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
-    fresh = _fresh(frames, first) if first else 0
-    found = _loop(frames, fresh)
+    went = _went_round(frames, first) if first else set()
+    test_loop = next((frames[p] for p in sorted(went)
+                      if is_test_code(frames[p].f_code.co_filename)), None)
+    found = _loop_of(test_loop) if test_loop is not None else _loop(frames, went)
     codes = Counter(f.f_code for f in frames)
     recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
     return Site(
         location=_place(location) if location is not None else None,
-        loop=found[0] if found else None,
-        loop_elsewhere=found is not None and found[1] is not location,
+        loop=found[0] if found and found is not _RETRY else None,
+        loop_elsewhere=found is not None and found is not _RETRY and found[1] is not location,
         code=location.f_code if location is not None else None,
         lasti=location.f_lasti if location is not None else -1,
         recursive=recursive if depth > 1 else None,
         depth=depth,
-        fresh=fresh,
+        across_calls=test_loop is not None,
         activations=_activations(frames),
+        retry=found is _RETRY,
     )
 
 
@@ -512,25 +551,37 @@ def depth_of(code: CodeType) -> int:
     return depth
 
 
-def _loop(frames: list[FrameType], fresh: int = 0) -> tuple[Place, FrameType] | None:
+_RETRY: Final = (Place("", 0, ""), sys._getframe())  # sentinel: "the repeats are a retry"
+
+
+def _loop(frames: list[FrameType], went: set[int]) -> tuple[Place, FrameType] | None:
     """Where the loop is, and its frame: the innermost frame running inside a loop of its own
     code (the loop's first line, so two lines of one loop body are one loop), or a call of a
     function that is already further in (a recursion: the line of that call).
 
-    The ``fresh`` innermost frames are new calls, which cannot have repeated the statement,
-    and neither can a loop that returns the value of the call it is making (a retry loop:
-    ``for attempt in range(3): try: return create(...)``): neither is the loop."""
+    A loop whose body returns the value of the call it is making (``for attempt in range(3):
+    try: return create(...)``) runs the call again only when it failed: ``_RETRY`` if it
+    went round since the first statement (``went``: positions that did), else it is passed
+    over (a new call of the function, made by a loop further out)."""
     inner_codes: set[CodeType] = set()
     for position, frame in enumerate(frames):
         code = frame.f_code
-        if position >= fresh:
-            if code in inner_codes:
-                return _place(frame), frame
-            line = loop_line(code, frame.f_lasti)
-            if line is not None and not returns_call(code, frame.f_lasti):
+        if code in inner_codes:
+            return _place(frame), frame
+        line = loop_line(code, frame.f_lasti)
+        if line is not None:
+            if not returns_call(code, frame.f_lasti):
                 return Place(code.co_filename, line, _function_name(frame)), frame
+            if position in went:
+                return _RETRY
         inner_codes.add(code)
     return None
+
+
+def _loop_of(frame: FrameType) -> tuple[Place, FrameType] | None:
+    line = loop_line(frame.f_code, frame.f_lasti)
+    return (Place(frame.f_code.co_filename, line, _function_name(frame)), frame) if line \
+        else None
 
 
 def _place(frame: FrameType) -> Place:

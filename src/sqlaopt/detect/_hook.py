@@ -215,9 +215,9 @@ def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: Execution
     """``key`` just reached the threshold: find its place in the code and record it there."""
     site = describe(scope.anchor, 4, scope.first_calls.pop(key, None))
     in_test = is_test_code(site.repeating_file)
-    if in_test and site.fresh and not scope.settings.test_loops:
-        # The repeats so far are the test's: each came from another call of the application.
-        # Count afresh from this call, so that a loop inside one call is still found.
+    if site.retry or (site.across_calls and not scope.settings.test_loops):
+        # The repeats so far are a retry, or the test's (each from another call of the
+        # application). Count afresh from this call: a loop inside one call is still found.
         scope.counts[key] = 1
         scope.first_calls[key] = site.activations
         return

@@ -11,11 +11,13 @@ import dis
 from functools import lru_cache
 from types import CodeType
 
-__all__ = ["loop_line", "returns_call"]
+__all__ = ["loop_line", "loop_variable", "returns_call"]
 
 _NOT_A_LOOP = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
 # Between a call and the return of its value: dropping a ``for`` loop's iterator first.
 _STACK_CLEANUP = frozenset({"SWAP", "POP_TOP", "NOP"})
+_STORES = frozenset({"STORE_FAST", "STORE_NAME", "STORE_DEREF", "STORE_GLOBAL"})
+_UNPACKS = frozenset({"UNPACK_SEQUENCE", "UNPACK_EX"})
 
 
 @lru_cache(maxsize=1024)
@@ -28,6 +30,32 @@ def _loop_ranges(code: CodeType) -> tuple[tuple[int, int], ...]:
                 and instruction.opname not in _NOT_A_LOOP:
             ranges.append((target, instruction.offset))
     return tuple(ranges)
+
+
+@lru_cache(maxsize=1024)
+def _loop_variables(code: CodeType) -> dict[int, str]:
+    """A ``for`` loop's start (its ``FOR_ITER``) -> a variable each item is stored in (for
+    ``for i, item in ...``, the first name unpacked)."""
+    instructions = list(dis.get_instructions(code))
+    found: dict[int, str] = {}
+    for index, instruction in enumerate(instructions):
+        if instruction.opname != "FOR_ITER":
+            continue
+        following = instructions[index + 1:index + 3]
+        if following and following[0].opname in _UNPACKS:
+            following = following[1:]
+        if following and following[0].opname in _STORES:
+            found[instruction.offset] = str(following[0].argval)
+    return found
+
+
+def loop_variable(code: CodeType, lasti: int) -> str | None:
+    """The variable the innermost ``for`` loop around ``lasti`` stores its items in (None in
+    a ``while`` loop, outside every loop, or for an unpacked or attribute target)."""
+    inside = [(start, end) for start, end in _loop_ranges(code) if start <= lasti <= end]
+    if not inside:
+        return None
+    return _loop_variables(code).get(max(inside)[0])
 
 
 def loop_line(code: CodeType, lasti: int) -> int | None:

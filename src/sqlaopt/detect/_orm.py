@@ -390,7 +390,7 @@ class WatchedAttribute(InstrumentedAttribute[Any]):
         return InstrumentedAttribute.__get__(self, instance, owner)
 
 
-watched: dict[int, dict[str, list[Any]]] = {}
+watched: dict[int, dict[str, tuple[Any, ...]]] = {}
 """id(instance) -> {relationship key: the slots (``read`` flags) that loaded it} for the
 instances watched. One instance can be loaded by several scopes' queries at once (a request
 whose response is still open, the next request on the same Session): each slot is its own."""
