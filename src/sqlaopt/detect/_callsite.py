@@ -497,22 +497,24 @@ def _frames_of(anchor: FrameType | CodeType | None, skip: int) -> list[FrameType
     return list(_user_frames(None if frame is _SCHEMA_WORK else frame, anchor))
 
 
-def _went_round(frames: list[FrameType], first: tuple[int, ...]) -> set[int]:
-    """The positions in ``frames`` (innermost first) of the frames whose ``for`` loop moved to
-    another item since the first statement (``first``, from :func:`activations``), matched
-    from the outermost frame in while code and frame agree. An application frame at the same
-    id may still be a new call (CPython reuses a finished frame's memory); a test frame lives
-    as long as its test."""
+def _went_round(frames: list[FrameType], first: tuple[int, ...]) -> tuple[set[int], set[int]]:
+    """Which of ``frames`` (positions, innermost first) had their ``for`` loop move to another
+    item since the first statement (``first``, from :func:`activations`), and which are still
+    at the same item; matched from the outermost frame in while code and frame agree. A frame
+    at the same id may be a new call (CPython reuses a finished frame's memory): a loop at the
+    same item did not repeat the statement either way, but only a test frame, which lives as
+    long as its test, proves by moving on that the repeats came from separate calls."""
     went: set[int] = set()
+    stayed: set[int] = set()
     for position, frame in enumerate(reversed(frames)):
         index = 3 * position
         if index + 2 >= len(first) or first[index] != id(frame.f_code) \
                 or first[index + 1] != id(frame):
             break
-        item = _item_id(frame)
-        if item and first[index + 2] and item != first[index + 2]:
-            went.add(len(frames) - 1 - position)
-    return went
+        item, before = _item_id(frame), first[index + 2]
+        if item and before:
+            (stayed if item == before else went).add(len(frames) - 1 - position)
+    return went, stayed
 
 
 def describe(anchor: FrameType | CodeType | None, skip: int = 2,
@@ -521,10 +523,10 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2,
     ``first``: the :func:`activations` of the loop's first statement, if known."""
     frames = _frames_of(anchor, skip + 1)
     location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
-    went = _went_round(frames, first) if first else set()
+    went, stayed = _went_round(frames, first) if first else (set(), set())
     test_loop = next((frames[p] for p in sorted(went)
                       if is_test_code(frames[p].f_code.co_filename)), None)
-    found = _loop_of(test_loop) if test_loop is not None else _loop(frames, went)
+    found = _loop_of(test_loop) if test_loop is not None else _loop(frames, went, stayed)
     codes = Counter(f.f_code for f in frames)
     recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
     return Site(
@@ -554,22 +556,25 @@ def depth_of(code: CodeType) -> int:
 _RETRY: Final = (Place("", 0, ""), sys._getframe())  # sentinel: "the repeats are a retry"
 
 
-def _loop(frames: list[FrameType], went: set[int]) -> tuple[Place, FrameType] | None:
+def _loop(frames: list[FrameType], went: set[int], stayed: set[int]
+          ) -> tuple[Place, FrameType] | None:
     """Where the loop is, and its frame: the innermost frame running inside a loop of its own
     code (the loop's first line, so two lines of one loop body are one loop), or a call of a
     function that is already further in (a recursion: the line of that call).
 
-    A loop whose body returns the value of the call it is making (``for attempt in range(3):
-    try: return create(...)``) runs the call again only when it failed: ``_RETRY`` if it
-    went round since the first statement (``went``: positions that did), else it is passed
-    over (a new call of the function, made by a loop further out)."""
+    Passed over: a loop still at the item it was at for the first statement (``stayed``: it
+    did not repeat the statement; with no loop left, the repeats happened inside one call, in
+    code without Python frames such as a validator walking a collection), and a loop whose
+    body returns the value of the call it is making (``for attempt in range(3): try: return
+    create(...)``), which runs the call again only when it failed: ``_RETRY`` if it went round
+    (``went``)."""
     inner_codes: set[CodeType] = set()
     for position, frame in enumerate(frames):
         code = frame.f_code
         if code in inner_codes:
             return _place(frame), frame
         line = loop_line(code, frame.f_lasti)
-        if line is not None:
+        if line is not None and position not in stayed:
             if not returns_call(code, frame.f_lasti):
                 return Place(code.co_filename, line, _function_name(frame)), frame
             if position in went:
