@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Column, inspect
 from sqlalchemy.engine import ExecutionContext
 from sqlalchemy.orm import Mapper, RelationshipProperty
-from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.elements import BinaryExpression, _anonymous_label
 from sqlalchemy.sql.operators import eq
 
 from ..loading import covering_preset
@@ -231,13 +231,21 @@ _FROM_TABLE = re.compile(r"\bFROM\s+([\w.\"`\[\]]+)", re.IGNORECASE)
 def _source_name(source: Any) -> str | None:
     element = getattr(source, "element", None)
     if element is not None and element is not source:  # alias, subquery, CTE
+        selects = getattr(element, "selects", None)  # a UNION: its first SELECT
+        if selects:
+            element = selects[0]
         inner = entity_name(element) if hasattr(element, "get_final_froms") else None
         return inner or _source_name(element)
     left = getattr(source, "left", None)
     if left is not None:  # a join: name its leftmost table
         return _source_name(left)
     mapped = class_name_of_table(source)
-    return mapped or (str(getattr(source, "name", "")) or None)
+    name = getattr(source, "name", None)
+    # An anonymous subquery's name is a template such as "%(140036088630352 anon)s": it
+    # changes every run, so a baseline would never match it (seen on mealie's pagination).
+    if mapped or not isinstance(name, str) or not name or isinstance(name, _anonymous_label):
+        return mapped
+    return name
 
 
 def _single_equality(statement: Any) -> str | None:
