@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine, ForeignKey, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -317,6 +318,34 @@ def requests_in_a_loop(engine: Engine) -> None:
             client.get(f"/payment/{i}")
 
 
+def _status_failing_once(s: Session, appointment_id: int, failures: list[int]) -> str:
+    status = s.execute(select(Appointment.status).where(Appointment.id == appointment_id))
+    if not failures:  # the first attempt fails after its query, as a deadlock would
+        failures.append(appointment_id)
+        raise OperationalError("SELECT ...", {}, Exception("deadlock detected"))
+    return str(status.scalar_one())
+
+
+def _status_with_retry(s: Session, appointment_id: int, failures: list[int]) -> str:
+    for _attempt in range(3):  # a retry loop: it goes round only when the call failed
+        try:
+            return _status_failing_once(s, appointment_id, failures)
+        except OperationalError:
+            s.rollback()
+    raise RuntimeError("no attempt succeeded")
+
+
+def retry_after_a_failure(engine: Engine) -> None:
+    with Session(engine) as s:
+        _status_with_retry(s, 1, [])
+
+
+def retries_in_a_loop(engine: Engine) -> None:
+    with Session(engine) as s:
+        for i in range(1, 6):  # the loop: one call per appointment, none of them failing
+            _status_with_retry(s, i, [i])
+
+
 SCENARIOS: dict[str, tuple[bool, Callable[[Engine], None]]] = {
     "many-to-one loop": (True, many_to_one_loop),
     "one-to-many loop": (True, one_to_many_loop),
@@ -347,6 +376,8 @@ SCENARIOS: dict[str, tuple[bool, Callable[[Engine], None]]] = {
     "LIMIT/OFFSET pages": (False, offset_pages),
     "keyset pages": (False, keyset_pages),
     "one request per loop iteration": (False, requests_in_a_loop),
+    "a retry that runs its query again": (False, retry_after_a_failure),
+    "a loop over a retrying helper": (True, retries_in_a_loop),
 }
 
 # ---------------------------------------------------------------- tools

@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,15 @@ from sqlalchemy.orm import Session, aliased
 import sqlaopt
 from sqlaopt import NPlusOneError
 from sqlaopt.booking.models import Appointment, Client, User
-from sqlaopt.detect._callsite import _APP, _LIBRARY, _classify
+from sqlaopt.detect._callsite import (
+    _APP,
+    _LIBRARY,
+    _classify,
+    _item_id,
+    is_test_code,
+    restore_test_code,
+    set_test_code,
+)
 from sqlaopt.detect._suggest import entity_name
 
 from .conftest import kinds
@@ -254,6 +266,45 @@ def test_the_loop_of_a_helper_is_named_and_two_loops_are_two_detections(
                                                for lp in loops)
     assert all("in client_of" in d.location for d in report.detections)
     assert loops[0] != loops[1]
+
+
+def test_reading_a_loops_item_keeps_no_local_alive_and_spares_locals_dicts() -> None:
+    # The item a frame's loop is at is read through f_locals, a snapshot dict kept on the
+    # frame before Python 3.13: emptied unless the application holds it (locals()).
+    class Row:
+        pass
+
+    def walk(keep: bool) -> tuple[list[int], list[int], bool, dict[str, Any] | None]:
+        held = locals() if keep else None
+        rows = [Row(), Row()]
+        ids = [id(r) for r in rows]
+        refs = [weakref.ref(r) for r in rows]
+        items = []
+        for row in rows:  # noqa: B007  (read through the frame)
+            items.append(_item_id(sys._getframe()))
+        del rows, row
+        gc.collect()  # this frame still runs: only a snapshot of its locals could hold them
+        return items, ids, all(r() is None for r in refs), held
+
+    items, ids, freed, _ = walk(keep=False)
+    assert items == ids and freed
+    items, ids, _, held = walk(keep=True)
+    assert items == ids and held is not None and "keep" in held  # the application's dict
+
+
+def test_test_directories_are_found_below_the_rootdir_only(tmp_path: Path) -> None:
+    root = tmp_path / "test" / "project"  # a checkout that happens to live under test/
+    (root / "tests" / "unit").mkdir(parents=True)
+    previous = set_test_code([str(root / "tests" / "unit" / "test_a.py"),
+                              str(root / "app" / "test_views.py")], str(root))
+    try:
+        assert is_test_code(str(root / "tests" / "helpers.py"))
+        assert is_test_code(str(root / "tests" / "unit" / "factories.py"))
+        assert not is_test_code(str(tmp_path / "test" / "elsewhere.py"))  # above the rootdir
+        assert not is_test_code(str(root / "app" / "views.py"))  # Django-style app/tests
+        assert not is_test_code(str(root / "app" / "models.py"))
+    finally:
+        restore_test_code(previous)
 
 
 def test_a_column_load_names_the_attribute_read(session: Session) -> None:

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 import sqlalchemy
 
@@ -237,7 +237,8 @@ def is_test_code(filename: str | None) -> bool:
 # statement (about 5 µs). Version 0.1 jumped over them with remembered depths ("hints"); its
 # one-frame check skipped application frames, and the sampled check that replaced it never
 # matched. See docs/design.md for what a hint could save and what it must check.
-_SCHEMA_WORK: Final = sys._getframe()  # sentinel: "the statement is SQLAlchemy's schema work"
+# Sentinels. Not real frames: a frame object kept at import would keep its callers alive.
+_SCHEMA_WORK: Final = cast(FrameType, object())  # "the statement is SQLAlchemy's schema work"
 
 Key = tuple[int, ...]
 
@@ -553,7 +554,7 @@ def depth_of(code: CodeType) -> int:
     return depth
 
 
-_RETRY: Final = (Place("", 0, ""), sys._getframe())  # sentinel: "the repeats are a retry"
+_RETRY: Final = cast("tuple[Place, FrameType]", (Place("", 0, ""), object()))  # "a retry"
 
 
 def _loop(frames: list[FrameType], went: set[int], stayed: set[int]

@@ -220,9 +220,10 @@ class Scope:
         self.repeats: dict[tuple[object, ...], Repeats] = {}
         """repeated statements not yet reported: what their executions have in common."""
         self.first_calls: dict[tuple[object, ...], tuple[int, ...]] = {}
-        """count key -> the frames of its first statement (``_callsite.activations``), to tell
-        at the threshold which frames are new calls. Not kept in log mode (production) unless
-        the scope reports to a test: there the loop's line is only shown, never a verdict."""
+        """count key -> the frames of its first statement and the items their loops were at
+        (``_callsite.activations``), to tell at the threshold which loops went round. Not kept
+        in log mode (production) unless the scope reports to a test: there the loop's line is
+        only shown, never a verdict."""
         self.tracks_calls = settings.threshold > 1 and (
             settings.mode != "log" or self.authority is not None)
         self.lineage: dict[Any, tuple[Any, ...]] = {}
