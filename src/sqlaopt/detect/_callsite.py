@@ -526,7 +526,8 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2,
     location = next((f for f in frames if _kind(f) == _APP), frames[0] if frames else None)
     went, stayed = _went_round(frames, first) if first else (set(), set())
     test_loop = next((frames[p] for p in sorted(went)
-                      if is_test_code(frames[p].f_code.co_filename)), None)
+                      if _lives_with_the_scope(frames[p], anchor)
+                      and is_test_code(frames[p].f_code.co_filename)), None)
     found = _loop_of(test_loop) if test_loop is not None else _loop(frames, went, stayed)
     codes = Counter(f.f_code for f in frames)
     recursive, depth = codes.most_common(1)[0] if codes else (None, 1)
@@ -582,6 +583,18 @@ def _loop(frames: list[FrameType], went: set[int], stayed: set[int]
                 return _RETRY
         inner_codes.add(code)
     return None
+
+
+def _lives_with_the_scope(frame: FrameType, anchor: FrameType | CodeType | None) -> bool:
+    """Whether ``frame`` is certainly the same call for every statement of the scope: the
+    frame that opened it (a test function), or a comprehension written in it (run again, it
+    would be the opener's own loop going round). A helper function's frame may be a new call
+    at the address of a finished one."""
+    if frame is anchor or frame.f_code is anchor:
+        return True
+    outer = frame.f_back
+    return frame.f_code.co_name in _COMPREHENSIONS and outer is not None \
+        and (outer is anchor or outer.f_code is anchor)
 
 
 def _loop_of(frame: FrameType) -> tuple[Place, FrameType] | None:
