@@ -129,6 +129,8 @@ def test_findings_fail_fails_each_kind_its_test_and_only_it(
         "FAILED test_app.py::test_writes*",
     ])
     assert "sqlaopt: N+1" not in result.stdout.str()  # these kinds are not N+1s
+    assert "N+1 in test_app.py" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["(1 finding(s) in test_app.py::test_unused; to accept one:*"])
     assert "sqlaopt summary" not in result.stdout.str()  # every detection failed its test
 
 

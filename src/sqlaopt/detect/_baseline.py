@@ -121,7 +121,8 @@ def failure_text(nodeid: str, detections: Sequence[Detection]) -> str:
         if source:
             lines.append(f"    {source}")
     accept = f"allow=[{detections[0].target!r}]" if detections[0].relationship else "threshold=N"
-    lines.append(f"({len(detections)} N+1 in {nodeid}; to accept one: "
+    what = "N+1" if all(d.kind not in END_OF_SCOPE_KINDS for d in detections) else "finding(s)"
+    lines.append(f"({len(detections)} {what} in {nodeid}; to accept one: "
                  f"@pytest.mark.nplusone({accept}), or sqlaopt.allow(...); to opt the test "
                  "out: @pytest.mark.nplusone(mode='off'))")
     return "\n".join(lines)
