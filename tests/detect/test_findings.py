@@ -369,6 +369,7 @@ def test_row_by_row_writes_are_reported(shapes_engine: Engine, write: str) -> No
                                                                    count)
     assert detection.suggestion.startswith(fix)
     assert f"in {run.__name__}" in detection.location
+    assert str(report).startswith("1 finding(s), 0 of them N+1 (")  # not "1 N+1"
 
 
 def _bulk_update(s: Session) -> None:

@@ -175,4 +175,7 @@ class Report:
         if not self.detections:
             return f"no N+1 ({self.statements} statements)"
         lines = "\n".join(f"  {d}" for d in self.detections)
-        return f"{len(self.detections)} N+1{dropped} ({self.statements} statements):\n{lines}"
+        others = sum(d.kind in END_OF_SCOPE_KINDS for d in self.detections)
+        what = "N+1" if not others else (
+            f"finding(s), {len(self.detections) - others} of them N+1")
+        return f"{len(self.detections)} {what}{dropped} ({self.statements} statements):\n{lines}"
