@@ -24,6 +24,7 @@ application ``detect()`` blocks find inside the test also reaches it. See docs/p
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from collections.abc import Generator
@@ -35,7 +36,7 @@ import pytest
 from .detect import Report
 from .detect import _baseline as baseline
 from .detect._callsite import TestCode, restore_test_code, set_test_code, treat_as_library
-from .detect._hook import close_counter, enter, finalize, leave, open_counter, set_test_scope
+from .detect._hook import close_counter, enter, leave, open_counter, set_test_scope
 from .detect._propagate import propagate_context
 from .detect._report import END_OF_SCOPE_KINDS, Detection
 from .detect._scope import Scope, Settings
@@ -153,19 +154,22 @@ def _choice(config: pytest.Config, name: str) -> str:
 
 
 def _check_choice(value: object, where: str) -> str:
-    if value not in FINDINGS:
-        raise pytest.UsageError(
-            f"{where} = {value!r} is not accepted; accepted: {', '.join(FINDINGS)}"
-        )
-    return str(value)
+    return _checked(value, FINDINGS, where, "accepted")
 
 
 def _check_mode(mode: object, where: str) -> str:
-    if mode not in PLUGIN_MODES:
+    return _checked(mode, PLUGIN_MODES, where, "a mode")
+
+
+def _checked(value: object, accepted: tuple[str, ...], where: str, what: str) -> str:
+    """``value`` if it is one of ``accepted``, else a usage error naming the closest one."""
+    if value not in accepted:
+        close = difflib.get_close_matches(str(value), accepted, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise pytest.UsageError(
-            f"{where} = {mode!r} is not a mode; accepted: {', '.join(PLUGIN_MODES)}"
+            f"{where} = {value!r} is not {what}; accepted: {', '.join(accepted)}{hint}"
         )
-    return str(mode)
+    return str(value)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -297,8 +301,7 @@ def _close_test_scope(item: pytest.Item, scope: Scope) -> list[Detection]:
         return []
     close_detached()  # request scopes whose response was never closed
     set_test_scope(item.stash.get(_outer_scope_key, None))
-    leave(scope)
-    finalize(scope)
+    leave(scope)  # which finalizes it
     failing = _failing(item.stash[_settings_key][0], scope)
     item.config.stash[_state_key].remember(item.nodeid, scope.report.detections, failing)
     return failing

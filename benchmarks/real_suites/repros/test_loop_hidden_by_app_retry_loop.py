@@ -31,11 +31,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return mini_app.make_engine()
-
-
 @pytest.mark.nplusone(mode="record")
 def test_a_test_loop_through_an_app_retry_loop_is_not_an_n_plus_one(engine, nplusone):
     with Session(engine) as session:

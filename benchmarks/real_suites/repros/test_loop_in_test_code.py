@@ -21,11 +21,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return mini_app.make_engine()
-
-
 @pytest.mark.nplusone(mode="record")
 def test_requests_in_a_test_loop_are_not_an_n_plus_one(engine, nplusone):
     app = mini_app.wsgi_app(engine)

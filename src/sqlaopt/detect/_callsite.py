@@ -440,8 +440,6 @@ class Site:
     across_calls: bool = False
     """Whether a loop of test code went round between the loop's first statement and this
     one: each repeat came from another call the test made (the test's repetition)."""
-    activations: tuple[int, ...] = ()
-    """This statement's frames, as :func:`activations` gives them."""
     retry: bool = False
     """Whether the statement was repeated by a retry: the frame that made the call again is
     in a loop whose body returns that call's value (``try: return create(...)``)."""
@@ -540,7 +538,6 @@ def describe(anchor: FrameType | CodeType | None, skip: int = 2,
         recursive=recursive if depth > 1 else None,
         depth=depth,
         across_calls=test_loop is not None,
-        activations=_activations(frames),
         retry=found is _RETRY,
     )
 

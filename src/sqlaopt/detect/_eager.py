@@ -72,10 +72,9 @@ class _Loads:
     """What one query execution loads eagerly into the instances of one load path and class in
     one scope: its slots, and the read registry entry all those instances share."""
 
-    __slots__ = ("checked", "registry", "slots")
+    __slots__ = ("checked", "registry")
 
     def __init__(self, slots: dict[str, Slot], checked: tuple[str, ...]) -> None:
-        self.slots = tuple(slots.values())
         self.checked = checked
         """Keys of joined and subquery loads: filled only where the row had them."""
         self.registry: dict[str, tuple[Slot, ...]] = {k: (slot,) for k, slot in slots.items()}
@@ -162,12 +161,18 @@ def forget(scope: Scope) -> None:
     """Stop watching the scope's instances for the scope's own slots (another open scope may
     watch the same instance). Registry entries are shared: replaced, never changed."""
     mine = {id(slot) for slot in scope.eager.values()}
+    # Per shared entry, worked out once (the entry is kept with it, so its id stays its own).
+    remaining: dict[int, tuple[object, dict[str, tuple[Slot, ...]]]] = {}
     for instance_id in scope.watching:
         known = watched.get(instance_id)
         if known is None:
             continue
-        kept = {key: others for key, slots in known.items()
-                if (others := tuple(slot for slot in slots if id(slot) not in mine))}
+        done = remaining.get(id(known))
+        if done is None or done[0] is not known:
+            done = remaining[id(known)] = (known, {
+                key: others for key, slots in known.items()
+                if (others := tuple(slot for slot in slots if id(slot) not in mine))})
+        kept = done[1]
         if kept:
             watched[instance_id] = kept
         else:
@@ -176,8 +181,8 @@ def forget(scope: Scope) -> None:
 
 
 def report_unused(scope: Scope) -> None:
-    """The scope ends: each eager load path nothing read is a detection (once)."""
-    forget(scope)
+    """The scope ends (its instances already forgotten): each eager load path nothing read is
+    a detection (once)."""
     slots, scope.eager = scope.eager, {}
     if scope.eager_overflow:
         return

@@ -48,7 +48,6 @@ __all__ = [
     "QueryCount",
     "close_counter",
     "enter",
-    "finalize",
     "install_defaults",
     "leave",
     "open_counter",
@@ -138,7 +137,7 @@ def _reroute(scope: Scope | None, conn: Connection | None,
     if _installed is not None:
         session_scope: Scope | None = (
             conn.__dict__.get(_SCOPE_KEY) if conn is not None
-            else session.info.get(_SCOPE_KEY, (None, None))[1] if session is not None
+            else _session_scope(session) if session is not None
             else None)
         if session_scope is not None:
             return session_scope
@@ -219,7 +218,7 @@ def _new_loop(scope: Scope, key: tuple[Any, ...], load: Load, context: Execution
         # The repeats so far are a retry, or the test's (each from another call of the
         # application). Count afresh from this call: a loop inside one call is still found.
         scope.counts[key] = 1
-        scope.first_calls[key] = site.activations
+        scope.first_calls[key] = activations(scope.anchor, 4)
         return
     repeats = scope.repeats.pop(key, None)
     same_parameters = repeats is not None and repeats.same and repeats.digest is not None
@@ -293,14 +292,21 @@ def _on_transaction_end(session: Session, transaction: SessionTransaction) -> No
     if transaction.parent is not None:
         return
     try:
-        scope = session.info.get(_SCOPE_KEY, (None, None))[1]
+        scope = _session_scope(session)
         if scope is not None and scope.watch_eager:
             known = len(scope.report.detections)
+            _eager.forget(scope)
             _eager.report_unused(scope)
             for detection in scope.report.detections[known:]:
                 emit(detection, scope.settings.mode if scope.settings.mode != "raise" else "log")
     except Exception as error:
         internal_error(error)
+
+
+def _session_scope(session: Session) -> Scope | None:
+    """The scope ``install()`` opened for ``session`` (None: none yet)."""
+    scope: Scope | None = session.info.get(_SCOPE_KEY, (None, None))[1]
+    return scope
 
 
 def _switch_eager_watch(on: bool) -> None:
@@ -310,12 +316,7 @@ def _switch_eager_watch(on: bool) -> None:
         stop_watching_reads()
 
 
-_eager_watch = WhileUsed(_switch_eager_watch)
-
-
-def _watch_eager(on: bool) -> None:
-    """One more (or one less) scope watching eager loads."""
-    (_eager_watch.use if on else _eager_watch.done)()
+_eager_watch = WhileUsed(_switch_eager_watch)  # scopes watching eager loads
 
 
 # ---------------------------------------------------------------- listener lifetime
@@ -361,10 +362,10 @@ def install_defaults(settings: Settings | None) -> None:
         _release()
     if settings is not None and settings.unused_eager:
         event.listen(Session, "after_transaction_end", _on_transaction_end)
-        _watch_eager(True)
+        _eager_watch.use()
     if previous is not None and previous.unused_eager:
         event.remove(Session, "after_transaction_end", _on_transaction_end)
-        _watch_eager(False)
+        _eager_watch.done()
     if settings is not None and settings.slow_ms is not None:
         _slow.acquire()
     if previous is not None and previous.slow_ms is not None:
@@ -409,7 +410,7 @@ def enter(settings: Settings, *, opener: object = None, **scope_args: Any) -> Sc
     if settings.slow_ms is not None:
         _slow.acquire()
     if scope.watch_eager:
-        _watch_eager(True)
+        _eager_watch.use()
     return scope
 
 
@@ -432,7 +433,7 @@ def leave(scope: Scope) -> None:
         _slow.release()
     if scope.watch_eager:
         _eager.forget(scope)  # judged below (finalize); nothing reads into it any more
-        _watch_eager(False)
+        _eager_watch.done()
     if scope.parent is not None:
         scope.parent.report.statements += scope.report.statements
     mode = scope.settings.mode

@@ -280,7 +280,6 @@ JOINED: Final = "joinedload"
 _POST_LOADERS: Final = {"_SelectInLoader": "selectinload", "SelectInLoader": "selectinload",
                         "_ImmediateLoader": "immediateload", "ImmediateLoader": "immediateload"}
 _SUBQUERY_LOADERS: Final = ("_SubqueryLoader", "SubqueryLoader")
-_PLAN_KEY: Final = "_sqlaopt_eager_plan"
 
 
 class EagerLoad:
@@ -305,22 +304,14 @@ def eager_plan(context: Any, state: Any) -> tuple[EagerLoad, ...]:
     """The relationships the query of ``context`` (a QueryContext) loads eagerly into a new
     instance at ``state``'s load path. Joined loads are named by the compile state's
     ``("eager_row_processor", path)`` entries (paths relative to a sub-query's
-    ``current_path``), select-IN and immediate loads by the post-load registry; computed once
-    per query and path (kept in the query's own ``attributes`` dict, one per execution)."""
-    attributes = context.attributes
-    cache: dict[tuple[Any, ...], tuple[EagerLoad, ...]] | None = attributes.get(_PLAN_KEY)
-    if cache is None:
-        cache = attributes[_PLAN_KEY] = {}
+    ``current_path``), select-IN and immediate loads by the post-load registry. The caller
+    keeps the answer per query and load path (``_eager``)."""
     # The load path an instance keeps is the one it was first created through: another query
     # (a ``refresh`` event), or, in one query, a nested join that reached the root's own row first
     # (SQLAlchemy 2.0.25, ``joinedload(A.bs).joinedload(B.a)``). Then this query may have
     # loaded it as its root entity: the root path's plan.
-    paths = [state.load_path, state.mapper._path_registry]
-    for load_path in paths:
-        full = tuple(load_path.path)
-        plan = cache.get(full)
-        if plan is None:
-            plan = cache[full] = _eager_plan(context, state.mapper, full)
+    for load_path in (state.load_path, state.mapper._path_registry):
+        plan = _eager_plan(context, state.mapper, tuple(load_path.path))
         if plan:
             return plan
     return ()

@@ -24,8 +24,9 @@ _VERBS = {
 }
 END_OF_SCOPE_KINDS: Final = frozenset({"unused_eager_load", "row_explosion",
                                        "row_by_row_write"})
-"""Kinds that ``raise`` mode raises when the scope ends, never in the middle of a load or a
-flush (where an exception would leave the Session unusable)."""
+"""The findings that are not N+1s (issue 13): ``raise`` mode raises them when the scope ends,
+never in the middle of a load or a flush (where an exception would leave the Session
+unusable), and under pytest they fail a test only with ``--sqlaopt-findings=fail``."""
 MAX_DETECTIONS: Final = 1_000
 """A scope records at most this many distinct detections; ``Report.dropped`` counts the rest."""
 

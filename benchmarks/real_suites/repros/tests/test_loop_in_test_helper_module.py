@@ -32,11 +32,6 @@ from sqlalchemy.orm import Session
 from tests import seeding
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return mini_app.make_engine()
-
-
 @pytest.mark.nplusone(mode="record")
 def test_a_loop_in_a_helper_module_of_the_test_package_is_the_tests(engine, nplusone):
     with Session(engine) as session:
