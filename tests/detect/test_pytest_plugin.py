@@ -196,7 +196,8 @@ def test_ini_option_and_bad_modes(suite: pytest.Pytester) -> None:
     """)
     result = suite.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*nplusone(mode) = 'rasie' is not a mode*(did you mean 'raise'?)*"])
+    result.stdout.fnmatch_lines(
+        ["*nplusone(mode) = 'rasie' is not a mode*(did you mean 'raise'?)*"])
 
 
 def test_markers_and_fixture(suite: pytest.Pytester) -> None:
