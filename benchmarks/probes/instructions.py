@@ -2,12 +2,22 @@
 
 Instruction counts do not depend on what else the machine is doing, so this tells where the
 detector's cost goes even on a loaded machine (timings belong to detector_overhead.py). Each
-condition runs in its own process, once with the workload repeated ``--repeat`` times and once
-with it not run at all; the difference is the workload's own count.
+condition runs in its own process; callgrind counts only the workload (collection is switched
+on inside one ``functools.reduce`` call that runs it), so sample data, imports and warm-up are
+not counted.
+
+A count depends on where objects land in memory: SQLAlchemy's identity map and sqlaopt's
+tables are keyed by object ids, and their probe lengths change with the heap layout, by up to
+±3 % of a whole lazy load between two layouts. Any change to the code moves the layout, so one
+run per condition can show a change that is not there. Each condition therefore runs once per
+``--paddings`` value (that many objects allocated first, shifting every later address) and
+the mean is reported with the spread.
 
     uv run python benchmarks/probes/instructions.py --workload statement --repeat 300
     uv run python benchmarks/probes/instructions.py --workload load --repeat 1000
     uv run python benchmarks/probes/instructions.py --workload lazy --conditions log,record
+    # other sources (another checkout's src), the same harness:
+    PYTHONPATH=/tmp/v01/src uv run --no-sync python benchmarks/probes/instructions.py ...
 """
 
 from __future__ import annotations
@@ -15,16 +25,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 CONDITIONS = ("none", "log", "log10", "record", "test")
 HERE = Path(__file__).resolve()
 
 
-def run_workload(condition: str, workload: str, repeat: int) -> None:
+def run_workload(condition: str, workload: str, repeat: int, padding: int) -> None:
     import contextlib
+    import functools
     import gc
 
     from sqlalchemy import create_engine, select
@@ -35,10 +48,12 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
     from sqlaopt.booking import SampleSize, build_sample
     from sqlaopt.booking.models import Appointment, Base
 
+    shift = [object() for _ in range(padding)]  # moves every later allocation
     engine = create_engine("sqlite://", poolclass=StaticPool)
     Base.metadata.create_all(engine)
     with Session(engine) as s:
-        build_sample(s, SampleSize(organizations=2, barbers=10, clients=200, appointments=1_000))
+        build_sample(s, SampleSize(organizations=1, barbers=4, clients=50, appointments=max(
+            repeat, 300)))
     scope: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if condition == "log":
         sqlaopt.install("log")
@@ -48,7 +63,7 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
         scope = sqlaopt.detect("record", unused_eager=False)
     elif condition == "test":  # the defaults of a test under the pytest plugin
         scope = sqlaopt.detect("record")
-    with Session(engine) as s:  # warm SQLAlchemy's caches outside the counted difference
+    with Session(engine) as s:  # warm SQLAlchemy's caches outside the counted part
         s.execute(select(Appointment.status).where(Appointment.id == 1)).one()
         for a in s.scalars(select(Appointment).limit(2)).all():
             a.payment  # noqa: B018
@@ -58,28 +73,34 @@ def run_workload(condition: str, workload: str, repeat: int) -> None:
     # count with the collector off, as detector_overhead.py times.
     gc.collect()
     gc.disable()
-    with scope, Session(engine) as s:
-        if workload == "statement":
-            for i in range(repeat):
-                s.execute(select(Appointment.status).where(Appointment.id == i % 1000 + 1)).one()
-        elif workload == "load":  # the rows of one eager statement, nothing lazy
-            s.scalars(select(Appointment).options(
-                joinedload(Appointment.client), joinedload(Appointment.service),
-                selectinload(Appointment.payment),
-            ).order_by(Appointment.id).limit(repeat)).unique().all()
-        else:
-            rows = s.scalars(select(Appointment).order_by(Appointment.id).limit(repeat)).all()
-            for a in rows:
-                a.payment  # noqa: B018
+
+    def counted(_: object, __: object) -> None:
+        with scope, Session(engine) as s:
+            if workload == "statement":
+                for i in range(repeat):
+                    s.execute(select(Appointment.status).where(Appointment.id == i % 300 + 1)
+                              ).one()
+            elif workload == "load":  # the rows of one eager statement, nothing lazy
+                s.scalars(select(Appointment).options(
+                    joinedload(Appointment.client), joinedload(Appointment.service),
+                    selectinload(Appointment.payment),
+                ).order_by(Appointment.id).limit(repeat)).unique().all()
+            else:
+                rows = s.scalars(select(Appointment).order_by(Appointment.id).limit(repeat)).all()
+                for a in rows:
+                    a.payment  # noqa: B018
+
+    functools.reduce(counted, [None, None])  # callgrind counts inside this call only
+    del shift
 
 
-def count(condition: str, workload: str, repeat: int) -> int:
+def count(condition: str, workload: str, repeat: int, padding: int) -> int:
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         str(HERE), "--run", condition, "--workload", workload, "--repeat", str(repeat)],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         "--toggle-collect=functools_reduce", sys.executable, str(HERE), "--run", condition,
+         "--workload", workload, "--repeat", str(repeat), "--paddings", str(padding)],
         capture_output=True, text=True, check=True,
-        # String hashes decide dict and set layouts, hence instruction counts: fix them, so
-        # that the two runs of a condition differ only by the workload.
+        # String hashes decide dict and set layouts, hence instruction counts: fix them.
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", out.stderr)
@@ -93,24 +114,33 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--conditions", default=",".join(CONDITIONS),
                         help=f"comma-separated, from: {', '.join(CONDITIONS)} (none is always run)")
+    parser.add_argument("--paddings", default="0,700,1500,4000",
+                        help="heap layouts to average over (objects allocated first)")
+    parser.add_argument("--jobs", type=int, default=2, help="valgrind processes at once")
     parser.add_argument("--run", choices=CONDITIONS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    paddings = [int(p) for p in args.paddings.split(",")]
     if args.run:
-        run_workload(args.run, args.workload, args.repeat)
+        run_workload(args.run, args.workload, args.repeat, paddings[0])
         return
     conditions = ["none", *(c for c in args.conditions.split(",") if c != "none")]
     unknown = set(conditions) - set(CONDITIONS)
     if unknown:
         parser.error(f"unknown condition(s) {sorted(unknown)}; accepted: {', '.join(CONDITIONS)}")
-    per: dict[str, float] = {}
-    for condition in conditions:
-        total = count(condition, args.workload, args.repeat)
-        base = count(condition, args.workload, 0)
-        per[condition] = (total - base) / args.repeat
+    runs = [(c, p) for c in conditions for p in paddings]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        totals = list(pool.map(lambda run: count(run[0], args.workload, args.repeat, run[1]),
+                               runs))
+    per: dict[str, list[float]] = {}
+    for (condition, _), total in zip(runs, totals, strict=True):
+        per.setdefault(condition, []).append(total / args.repeat)
+    base = statistics.mean(per["none"])
     print(f"{args.workload} workload, instructions per iteration (callgrind), "
-          f"{args.repeat} iterations:")
-    for condition, instructions in per.items():
-        print(f"  {condition:7} {instructions:12,.0f}  ratio {instructions / per['none']:.3f}")
+          f"{args.repeat} iterations, mean over paddings {paddings}:")
+    for condition, values in per.items():
+        mean = statistics.mean(values)
+        print(f"  {condition:7} {mean:12,.0f}  +{mean - base:9,.0f}  ratio {mean / base:.3f}"
+              f"  (layouts {min(values):,.0f} to {max(values):,.0f})")
 
 
 if __name__ == "__main__":

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import threading
 import tracemalloc
 import warnings
 import weakref
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.pool import StaticPool
 
 import sqlaopt
+from sqlaopt._lanes import lane
 from sqlaopt.booking import build_sample
 from sqlaopt.booking.models import Appointment, Base, User
 from sqlaopt.detect import _orm
 
-from .conftest import nplusone_records
+from .conftest import kinds, nplusone_records
 
 # ---------------------------------------------------------------- asyncio
 
@@ -226,6 +229,59 @@ def test_no_strong_references_after_the_scope(booking_engine: Engine) -> None:
         s.expunge_all()
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+def test_what_is_read_once_per_compiled_statement_is_held_weakly(booking_engine: Engine) -> None:
+    """Classification reads a compiled statement's own facts once (issue 9's overhead) and
+    keeps neither the compiled statement nor anything it holds alive."""
+    uncached = booking_engine.execution_options(compiled_cache=None)  # a new compiled each time
+    compiled: list[weakref.ref[object]] = []
+
+    def remember(conn: object, cursor: object, statement: str, parameters: object,
+                 context: Any, executemany: bool) -> None:
+        compiled.append(weakref.ref(context.compiled))
+
+    for engine in (booking_engine, uncached):
+        with Session(engine) as s:
+            rows = s.scalars(select(Appointment).order_by(Appointment.id).limit(3)).all()
+            event.listen(engine, "before_cursor_execute", remember)
+            try:
+                with sqlaopt.detect("record") as report:
+                    for a in rows:
+                        a.client  # noqa: B018
+            finally:
+                event.remove(engine, "before_cursor_execute", remember)
+            assert kinds(report) == [("lazy_load", "Appointment.client", 3)]
+    del rows, a
+    gc.collect()
+    assert len(compiled) == 6
+    assert [ref() is None for ref in compiled[3:]] == [True] * 3  # the uncached engine's
+
+
+def test_the_memo_of_compiled_statements_stays_bounded(booking_engine: Engine) -> None:
+    with booking_engine.connect() as conn, sqlaopt.detect("record"):
+        for n in range(_orm._MAX_COMPILED + 10):
+            conn.execute(text(f"SELECT {n}"))  # a new compiled statement each
+            assert len(_orm._compiled) <= _orm._MAX_COMPILED
+
+
+def test_a_thread_keeps_one_lane_and_a_copied_context_gets_its_own() -> None:
+    seen: dict[str, int] = {}
+
+    def in_thread() -> None:
+        seen["thread"], seen["thread again"] = lane(), lane()
+        context = contextvars.copy_context()
+        worker = threading.Thread(target=lambda: seen.setdefault("copy", context.run(lane)))
+        worker.start()
+        worker.join()
+
+    main = lane()
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert lane() == main
+    assert seen["thread"] == seen["thread again"] != main
+    assert seen["copy"] not in (seen["thread"], main)
 
 
 def test_memory_stays_flat_across_100_000_scopes(booking_engine: Engine) -> None:

@@ -265,10 +265,11 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     kinds, lines, orm_files = _kinds, _lines, _orm_files
     while frame is not None:
         code = frame.f_code
-        if code.co_filename in orm_files:  # most frames are SQLAlchemy's: the cheapest test
+        filename = code.co_filename
+        if filename in orm_files:  # most frames are SQLAlchemy's: the cheapest test
             frame = frame.f_back
             continue
-        kind = kinds.get(code.co_filename)
+        kind = kinds.get(filename)
         if kind is None or kind == _GENERATED:
             kind = _kind(frame)
         if kind >= _LIBRARY:

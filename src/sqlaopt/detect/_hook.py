@@ -104,7 +104,11 @@ def _on_execute(
         for counter in _counters.get():
             counter.add(statement)
         scope = active_scope.get()
-        if scope is None or scope.closed:
+        if scope is None and _test_scope is None:  # production: install() alone, no calls
+            scope = conn.__dict__.get(_SCOPE_KEY) if _installed is not None else None
+            if scope is None:
+                return statement, parameters
+        elif scope is None or scope.closed:
             scope = _reroute(scope, conn)
             if scope is None:
                 return statement, parameters
@@ -171,7 +175,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
     if found is not None:  # a loop already reported: more repeats
         for detection in found:
             detection.count += served or 1
-        if kind == LAZY and key in scope.recursive:
+        if kind == LAZY and scope.recursive and key in scope.recursive:
             _deepen(scope, key)
         return
     count = scope.count(key, served or 1)
@@ -204,6 +208,10 @@ _STATEMENT = Load(STATEMENT)
 
 def _remember_lineage(scope: Scope, load: Load) -> None:
     """How this lazy load's parent was reached, for the fix's chain (see ``chain``)."""
+    load_path = load.parent_load_path
+    if load_path is scope.last_lineage:
+        return
+    scope.last_lineage = load_path
     path = load.parent_path
     if len(path) > 1:
         scope.lineage.setdefault(path[-1], path)

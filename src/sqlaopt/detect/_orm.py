@@ -86,25 +86,16 @@ COLUMN: Final = 3
 class Load:
     """A classified statement: its kind and, for ORM loads, what is being loaded."""
 
-    __slots__ = ("kind", "path", "served", "state")
+    __slots__ = ("kind", "path", "relationship", "served", "state")
 
     def __init__(self, kind: int, path: Any = None, state: Any = None, served: int = 0) -> None:
         self.kind = kind
         self.path = path
+        self.relationship = _last_relationship(path) if path is not None else None
+        """The relationship a lazy load is loading."""
         self.state = state
         self.served = served
         """For a statement of ``sqlaopt.batch()``: how many loads it replaced (0: none)."""
-
-    @property
-    def relationship(self) -> RelationshipProperty[Any] | None:
-        """The relationship a lazy load is loading."""
-        if self.path is None:
-            return None
-        steps = self.path.path
-        if steps and isinstance(steps[-1], RelationshipProperty):
-            return steps[-1]
-        props = [p for p in steps if isinstance(p, RelationshipProperty)]
-        return props[-1] if props else None
 
     @property
     def parent_path(self) -> tuple[Any, ...]:
@@ -113,8 +104,12 @@ class Load:
         The lazy statement's own path may be cut short (SQLAlchemy caches many-to-one loads
         relative to the parent), while the parent instance remembers how it was loaded.
         """
-        load_path = getattr(self.state, "load_path", None)
-        return tuple(getattr(load_path, "path", ()))
+        return tuple(getattr(self.parent_load_path, "path", ()))
+
+    @property
+    def parent_load_path(self) -> Any:
+        """The parent instance's load path as SQLAlchemy's path object (None: unknown)."""
+        return getattr(self.state, "load_path", None)
 
     @property
     def mapper(self) -> Mapper[Any] | None:
@@ -124,6 +119,23 @@ class Load:
             return last.parent
         state = self.state
         return state.mapper if state is not None else None
+
+
+_MAX_PATHS: Final = 4_096
+_relationships: dict[int, tuple[Any, RelationshipProperty[Any] | None]] = {}
+
+
+def _last_relationship(path: Any) -> RelationshipProperty[Any] | None:
+    """The last relationship on a loader path. Remembered per path (SQLAlchemy reuses a path
+    object for every load along it), with the path itself, so a reused id is not trusted."""
+    entry = _relationships.get(id(path))
+    if entry is not None and entry[0] is path:
+        return entry[1]
+    props = [p for p in getattr(path, "path", ()) if isinstance(p, RelationshipProperty)]
+    if len(_relationships) >= _MAX_PATHS:
+        _relationships.clear()
+    found = _relationships[id(path)] = (path, props[-1] if props else None)
+    return found[1]
 
 
 _STATEMENT = Load(STATEMENT)
@@ -154,13 +166,16 @@ def track_flushes(on: bool) -> None:
 def _in_flush() -> bool:
     ref = _flushing.get()
     session = ref() if ref is not None else None
-    return session is not None and bool(getattr(session, "_flushing", False))
+    if session is not None and getattr(session, "_flushing", False):
+        return True
+    _flushing.set(None)  # that flush is over: later statements need not ask again
+    return False
 
 
 def classify(context: ExecutionContext) -> Load:
     """Classify the statement about to run in ``context``."""
-    default: Any = context  # the flags below live on DefaultExecutionContext
-    if default.isinsert or default.isupdate or default.isdelete or default.isddl:
+    known = _known(context)
+    if known.writes:
         return _IGNORE
     if _flushing.get() is not None and _in_flush():
         return _IGNORE
@@ -169,30 +184,72 @@ def classify(context: ExecutionContext) -> Load:
         return _IGNORE
     batched = options.get(BATCHED_OPTION)  # one statement of sqlaopt.batch() for many loads
     if batched is not None:
-        return _batched(batched, context)
+        return _batched(batched, known)
     load_options = options.get("_sa_orm_load_options")
     if load_options is None:
-        return _STATEMENT if _reads(context) else _IGNORE
-    compile_options = getattr(
-        getattr(context.compiled, "compile_state", None), "compile_options", None
-    )
+        return _STATEMENT if known.reads else _IGNORE
     eager_subquery = "sa_top_level_orm_context" in options
     parent = getattr(load_options, "_lazy_loaded_from", None)
     if parent is not None and not eager_subquery:
-        return Load(LAZY, getattr(compile_options, "_current_path", None), parent)
+        return Load(LAZY, known.path, parent)
     if eager_subquery:
         return _IGNORE
-    if getattr(compile_options, "_for_refresh_state", False):
+    if known.refresh:
         return Load(COLUMN, None, getattr(load_options, "_refresh_state", None))
     return _STATEMENT
 
 
-def _batched(batched: Any, context: ExecutionContext) -> Load:
+def _batched(batched: Any, known: _Compiled) -> Load:
     if batched.column:
         return Load(COLUMN, None, batched.state, batched.served)
-    compile_state = getattr(context.compiled, "compile_state", None)
-    path = getattr(getattr(compile_state, "compile_options", None), "_current_path", None)
-    return Load(LAZY, path, batched.state, batched.served)
+    return Load(LAZY, known.path, batched.state, batched.served)
+
+
+class _Compiled:
+    """What a compiled statement says about itself: the same at every execution of it, so
+    read once per compiled statement (SQLAlchemy reuses one from its cache for every
+    execution of a statement shape) instead of once per execution."""
+
+    __slots__ = ("compiled", "joined", "path", "reads", "refresh", "writes")
+
+    def __init__(self, context: ExecutionContext) -> None:
+        default: Any = context  # the flags live on DefaultExecutionContext
+        compiled = context.compiled
+        # Held weakly: a compiled statement holds its statement and bound values (the
+        # application's data), and SQLAlchemy's cache decides how long it lives.
+        self.compiled = _weak(compiled)
+        self.writes = bool(default.isinsert or default.isupdate or default.isdelete
+                           or default.isddl)
+        compile_state = getattr(compiled, "compile_state", None)
+        compile_options = getattr(compile_state, "compile_options", None)
+        self.path = getattr(compile_options, "_current_path", None)
+        self.refresh = bool(getattr(compile_options, "_for_refresh_state", False))
+        self.reads = _reads(context)
+        self.joined = _joined_collections(compile_state)
+
+
+def _weak(compiled: object) -> weakref.ref[object] | None:
+    try:
+        return weakref.ref(compiled) if compiled is not None else None
+    except TypeError:  # a compiled form that takes no weak reference: read at every execution
+        return None
+
+
+_MAX_COMPILED: Final = 2_048
+_compiled: dict[int, _Compiled] = {}
+
+
+def _known(context: ExecutionContext) -> _Compiled:
+    compiled = context.compiled
+    known = _compiled.get(id(compiled))
+    if known is not None and known.compiled is not None and known.compiled() is compiled:
+        return known
+    known = _Compiled(context)
+    if known.compiled is not None:  # SQL sent as is (exec_driver_sql) has no compiled form
+        if len(_compiled) >= _MAX_COMPILED:
+            _compiled.clear()
+        _compiled[id(compiled)] = known
+    return known
 
 
 def _reads(context: ExecutionContext) -> bool:
@@ -434,10 +491,13 @@ def joined_collections(context: ExecutionContext) -> tuple[tuple[Any, ...], ...]
     """The joined eager paths of a top-level ORM SELECT that multiply its rows: when two or
     more collections are joined on one parent, or a collection under a collection, every
     joined collection path (else ())."""
-    compile_state = getattr(context.compiled, "compile_state", None)
+    return _known(context).joined
+
+
+def _joined_collections(compile_state: Any) -> tuple[tuple[Any, ...], ...]:
     if not getattr(compile_state, "multi_row_eager_loaders", False):
         return ()
-    paths = [key[1] for key in compile_state.attributes  # type: ignore[union-attr]
+    paths = [key[1] for key in compile_state.attributes
              if isinstance(key, tuple) and len(key) == 2 and key[0] == "eager_row_processor"]
     collections = [tuple(p) for p in paths
                    if p and isinstance(p[-1], RelationshipProperty) and p[-1].uselist]

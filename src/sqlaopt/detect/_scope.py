@@ -174,6 +174,7 @@ class Scope:
         "flushes",
         "found",
         "label",
+        "last_lineage",
         "lineage",
         "lock",
         "opener",
@@ -228,6 +229,9 @@ class Scope:
             settings.mode != "log" or self.authority is not None)
         self.lineage: dict[Any, tuple[Any, ...]] = {}
         """mapper -> the load path of an instance of it that was a lazy-load parent here."""
+        self.last_lineage: object = None
+        """The load path (SQLAlchemy's path object) of the last lazy-load parent: the parents
+        of one loop share it, so the loop's loads after the first need not look again."""
         self.depths: dict[Detection, tuple[list[Any], int, CodeType]] = {}
         """recursive lazy loads: detection -> (relationship chain, deepest level seen, the
         recursive function)."""
