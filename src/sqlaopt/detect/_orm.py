@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Final
@@ -66,6 +66,7 @@ __all__ = [
     "joined_collections",
     "limit_and_offset",
     "query_statement",
+    "relationships_on",
     "root_key_columns",
     "state_of",
     "stop_watching_reads",
@@ -88,11 +89,12 @@ class Load:
 
     __slots__ = ("kind", "path", "relationship", "served", "state")
 
-    def __init__(self, kind: int, path: Any = None, state: Any = None, served: int = 0) -> None:
+    def __init__(self, kind: int, path: Any = None, state: Any = None, served: int = 0,
+                 relationship: RelationshipProperty[Any] | None = None) -> None:
         self.kind = kind
         self.path = path
-        self.relationship = _last_relationship(path) if path is not None else None
-        """The relationship a lazy load is loading."""
+        self.relationship = relationship
+        """The relationship a lazy load is loading (the last one on ``path``)."""
         self.state = state
         self.served = served
         """For a statement of ``sqlaopt.batch()``: how many loads it replaced (0: none)."""
@@ -119,23 +121,6 @@ class Load:
             return last.parent
         state = self.state
         return state.mapper if state is not None else None
-
-
-_MAX_PATHS: Final = 4_096
-_relationships: dict[int, tuple[Any, RelationshipProperty[Any] | None]] = {}
-
-
-def _last_relationship(path: Any) -> RelationshipProperty[Any] | None:
-    """The last relationship on a loader path. Remembered per path (SQLAlchemy reuses a path
-    object for every load along it), with the path itself, so a reused id is not trusted."""
-    entry = _relationships.get(id(path))
-    if entry is not None and entry[0] is path:
-        return entry[1]
-    props = [p for p in getattr(path, "path", ()) if isinstance(p, RelationshipProperty)]
-    if len(_relationships) >= _MAX_PATHS:
-        _relationships.clear()
-    found = _relationships[id(path)] = (path, props[-1] if props else None)
-    return found[1]
 
 
 _STATEMENT = Load(STATEMENT)
@@ -191,7 +176,7 @@ def classify(context: ExecutionContext) -> Load:
     eager_subquery = "sa_top_level_orm_context" in options
     parent = getattr(load_options, "_lazy_loaded_from", None)
     if parent is not None and not eager_subquery:
-        return Load(LAZY, known.path, parent)
+        return Load(LAZY, known.path, parent, relationship=known.relationship)
     if eager_subquery:
         return _IGNORE
     if known.refresh:
@@ -202,7 +187,12 @@ def classify(context: ExecutionContext) -> Load:
 def _batched(batched: Any, known: _Compiled) -> Load:
     if batched.column:
         return Load(COLUMN, None, batched.state, batched.served)
-    return Load(LAZY, known.path, batched.state, batched.served)
+    return Load(LAZY, known.path, batched.state, batched.served, known.relationship)
+
+
+def relationships_on(path: Iterable[Any]) -> list[RelationshipProperty[Any]]:
+    """The relationships of a loader path, in order."""
+    return [p for p in path if isinstance(p, RelationshipProperty)]
 
 
 class _Compiled:
@@ -210,7 +200,7 @@ class _Compiled:
     read once per compiled statement (SQLAlchemy reuses one from its cache for every
     execution of a statement shape) instead of once per execution."""
 
-    __slots__ = ("compiled", "joined", "path", "reads", "refresh", "writes")
+    __slots__ = ("compiled", "joined", "path", "reads", "refresh", "relationship", "writes")
 
     def __init__(self, context: ExecutionContext) -> None:
         default: Any = context  # the flags live on DefaultExecutionContext
@@ -223,6 +213,8 @@ class _Compiled:
         compile_state = getattr(compiled, "compile_state", None)
         compile_options = getattr(compile_state, "compile_options", None)
         self.path = getattr(compile_options, "_current_path", None)
+        relationships = relationships_on(getattr(self.path, "path", ()))
+        self.relationship = relationships[-1] if relationships else None
         self.refresh = bool(getattr(compile_options, "_for_refresh_state", False))
         self.reads = _reads(context)
         self.joined = _joined_collections(compile_state)

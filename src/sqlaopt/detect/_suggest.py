@@ -28,6 +28,7 @@ from ._orm import (
     attribute_being_loaded,
     class_name_of_table,
     deleting,
+    relationships_on,
 )
 from ._report import Detection
 
@@ -261,10 +262,6 @@ def _single_equality(statement: Any) -> str | None:
 # ---------------------------------------------------------------- issue 13's kinds
 
 
-def _relationships(path: tuple[Any, ...]) -> list[RelationshipProperty[Any]]:
-    return [p for p in path if isinstance(p, RelationshipProperty)]
-
-
 def _name(prop: RelationshipProperty[Any]) -> str:
     return f"{prop.parent.class_.__name__}.{prop.key}"
 
@@ -274,7 +271,7 @@ def unused_eager_detection(load: EagerLoad, location: str, count: int,
     """An eager load nothing read: drop the option (or the preset's path), or, for a mapping's
     ``lazy="joined"``/``"selectin"``, turn it off in this query."""
     prop = load.prop
-    rels = _relationships(load.path)
+    rels = relationships_on(load.path)
     through = " → ".join(_name(p) for p in rels)
     if load.by_option:
         where = f" (on the path {through})" if len(rels) > 1 else ""
@@ -300,7 +297,7 @@ def row_explosion_detection(collections: tuple[tuple[Any, ...], ...], location: 
     chains = []
     for path in leaves:
         hops = []
-        for prop in _relationships(path):
+        for prop in relationships_on(path):
             strategy = "selectinload" if prop.uselist else "joinedload"
             hops.append(f"{strategy}({_name(prop)})")
         chains.append(".".join(hops))
