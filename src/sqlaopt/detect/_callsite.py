@@ -19,7 +19,7 @@ import os
 import sys
 import sysconfig
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Final, NamedTuple, cast
@@ -139,6 +139,7 @@ def treat_as_library(*places: str) -> None:
     _extra_library_places = tuple(dict.fromkeys((*_extra_library_places, *resolved)))
     _kinds.clear()
     _orm_files.clear()
+    _passed_modules.clear()
 
 
 def _classify(filename: str) -> int:
@@ -237,6 +238,54 @@ def is_test_code(filename: str | None) -> bool:
 # statement (about 5 µs). Version 0.1 jumped over them with remembered depths ("hints"); its
 # one-frame check skipped application frames, and the sampled check that replaced it never
 # matched. See docs/design.md for what a hint could save and what it must check.
+#
+# Python 3.12+ can check every frame it jumps over: sys._getframemodulename(depth) reads the
+# module of the function running at a depth without making a frame object, which is most of
+# what a frame on the walk costs (one allocation and one free each). So the walk starts at the
+# first frame whose module is not SQLAlchemy's or sqlaopt's inner work. 3.11 has no such call.
+_module_at = cast("Callable[[int], str | None] | None", getattr(sys, "_getframemodulename",
+                                                                None))
+_passed_modules: dict[str | None, bool] = {}  # module name -> whether the walk passes over it
+
+
+def _passed_over(module_name: str | None) -> bool:
+    """Whether the walk passes over the frames of ``module_name`` when they run before any
+    user frame: SQLAlchemy's own and sqlaopt's inner and scope machinery, by the module's file,
+    as the walk judges each frame (a generated ``<string>`` function has its module's name)."""
+    passes = _passed_modules.get(module_name)
+    if passes is None:
+        module = sys.modules.get(module_name) if module_name else None
+        filename = getattr(module, "__file__", None)
+        passes = isinstance(filename, str) and _classify(filename) in (_ORM, _OWN)
+        _passed_modules[module_name] = passes
+    return passes
+
+
+def _first_walked(depth: int) -> int:
+    """The depth of the first frame the walk must look at, from the frame at ``depth`` (both
+    counted from the caller): on Python 3.12+, the frames whose module is one the walk passes
+    over are jumped over without making their frame objects."""
+    if _module_at is None:
+        return depth
+    depth += 1  # counted from this function's frame
+    passed = _passed_modules
+    while True:
+        name = _module_at(depth)
+        passes = passed.get(name)
+        if not (_passed_over(name) if passes is None else passes):
+            return depth - 1
+        depth += 1
+
+
+def _frame_at(depth: int) -> FrameType | None:
+    """``sys._getframe(depth + 1)``, or None past the top of the stack (a child greenlet's
+    stack can be SQLAlchemy's frames only)."""
+    try:
+        return sys._getframe(depth + 1)
+    except ValueError:
+        return None
+
+
 # Sentinels. Not real frames: a frame object kept at import would keep its callers alive.
 _SCHEMA_WORK: Final = cast(FrameType, object())  # "the statement is SQLAlchemy's schema work"
 
@@ -258,7 +307,7 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     # and a call per frame on the way out of SQLAlchemy cost about 2 µs a statement.
     # Lines, not f_lasti: once CPython 3.11 specialises a call to a builtin (getattr), the
     # calling frame reports another instruction offset, which split one loop in two.
-    frame: FrameType | None = sys._getframe(skip)
+    frame = sys._getframe(skip) if _module_at is None else _frame_at(_first_walked(skip))
     parts: list[int] = []
     at: dict[int, int] = {}  # code id -> its index in parts
     count = 0
@@ -348,7 +397,7 @@ class _Key:
 
 
 def _innermost_user_frame(skip: int) -> FrameType | None:
-    return _find_user_frame(sys._getframe(skip))
+    return _find_user_frame(_frame_at(_first_walked(skip)))
 
 
 def _find_user_frame(frame: FrameType | None) -> FrameType | None:
