@@ -98,6 +98,28 @@ def booking_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_file_booking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The reference schema with the sample data in a SQLite database file."""
+    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('booking') / 'booking.db'}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        build_sample(session)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def concurrent_engine(booking_engine: Engine, request: pytest.FixtureRequest) -> Engine:
+    """``booking_engine`` for tests whose threads query at once: on SQLite a database file, so
+    that each thread has a connection of its own (threads sharing the in-memory engine's one
+    connection make Python 3.12's sqlite3 module fail or crash, with or without sqlaopt)."""
+    if booking_engine.dialect.name != "sqlite":
+        return booking_engine
+    engine: Engine = request.getfixturevalue("sqlite_file_booking")
+    return engine
+
+
 @pytest.fixture
 def session(booking_engine: Engine) -> Iterator[Session]:
     """A Session on the sample data whose changes are rolled back after the test."""

@@ -331,13 +331,13 @@ def test_a_logger_disabled_by_file_config_is_named_once_on_stderr(
 # ---------------------------------------------------------------- one detect(), many threads
 
 
-def test_one_detect_object_serves_many_threads(booking_engine: Engine) -> None:
+def test_one_detect_object_serves_many_threads(concurrent_engine: Engine) -> None:
     shared = sqlaopt.detect("record")
     barrier = threading.Barrier(8)
     reports: list[sqlaopt.Report] = []
 
     def worker(n: int) -> None:
-        with Session(booking_engine) as s:
+        with Session(concurrent_engine) as s:
             rows = s.scalars(select(Appointment).order_by(Appointment.id)
                              .offset(n * 4).limit(4)).all()
             with shared as report:
@@ -358,13 +358,13 @@ def test_one_detect_object_serves_many_threads(booking_engine: Engine) -> None:
 
 
 def test_a_shared_decorator_logs_every_scope(
-    booking_engine: Engine, caplog: pytest.LogCaptureFixture
+    concurrent_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="sqlaopt")
 
     @sqlaopt.detect("log")
     def handler(n: int) -> None:
-        with Session(booking_engine) as s:
+        with Session(concurrent_engine) as s:
             for a in s.scalars(select(Appointment).order_by(Appointment.id)
                                .offset(n * 5).limit(5)).all():
                 a.payment  # noqa: B018

@@ -99,10 +99,10 @@ def test_a_recursive_walk_is_one_loop_at_every_depth(shapes_engine: Engine) -> N
 
 
 def test_thread_pool_workers_running_the_loop_sum_into_one_detection(
-    booking_engine: Engine,
+    concurrent_engine: Engine,
 ) -> None:
     def worker(offset: int) -> None:
-        with Session(booking_engine) as s:
+        with Session(concurrent_engine) as s:
             rows = s.scalars(select(Appointment).order_by(Appointment.id)
                              .offset(offset).limit(4)).all()
             touch_clients(list(rows))

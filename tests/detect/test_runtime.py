@@ -98,11 +98,11 @@ def lookup_once(engine: Engine, appointment_id: int, barrier: threading.Barrier)
         a.client  # noqa: B018
 
 
-def test_threads_with_their_own_sessions_are_not_an_n_plus_one(booking_engine: Engine) -> None:
+def test_threads_with_their_own_sessions_are_not_an_n_plus_one(concurrent_engine: Engine) -> None:
     sqlaopt.install("record")
     barrier = threading.Barrier(2)
     with sqlaopt.detect("record") as report:
-        threads = [threading.Thread(target=lookup_once, args=(booking_engine, i, barrier))
+        threads = [threading.Thread(target=lookup_once, args=(concurrent_engine, i, barrier))
                    for i in (1, 2)]
         for t in threads:
             t.start()
@@ -349,3 +349,67 @@ def test_count_queries_and_budget(booking_engine: Engine) -> None:
     assert "2 SQL statements ran, the budget is 1" in str(caught.value)
     assert isinstance(caught.value, sqlaopt.SqlaoptError)
 
+
+
+def test_statements_without_parameters_and_executemany_are_counted(
+        booking_engine: Engine) -> None:
+    with booking_engine.connect() as conn, sqlaopt.count_queries() as queries:
+        conn.exec_driver_sql("SELECT 1")  # the dialect's do_execute_no_params
+        conn.execute(text("SELECT :x"), {"x": 1})  # do_execute
+        conn.execute(text("CREATE TEMPORARY TABLE scratch (n INTEGER)"))
+        conn.execute(text("INSERT INTO scratch (n) VALUES (:n)"), [{"n": 1}, {"n": 2}])
+        conn.rollback()
+    assert queries.statements[:2] == ["SELECT 1", "SELECT %(x)s"
+                                      if booking_engine.dialect.paramstyle == "pyformat"
+                                      else "SELECT ?"]
+    assert queries.count == 4  # one executemany is one statement
+
+
+def test_a_dialect_listener_that_runs_statements_itself_hides_none() -> None:
+    """An application listener registered first that runs the statement and returns True ends
+    SQLAlchemy's dispatch: sqlaopt's listener goes first in line."""
+    _run_script(
+        "import sqlaopt\n"
+        "from sqlalchemy import Engine, create_engine, event, select\n"
+        "from sqlalchemy.orm import Session\n"
+        "from sqlaopt.booking import build_sample\n"
+        "from sqlaopt.booking.models import Appointment, Base\n"
+        "@event.listens_for(Engine, 'do_execute')\n"
+        "def run_it(cursor, statement, parameters, context):\n"
+        "    cursor.execute(statement, parameters)\n"
+        "    return True\n"
+        "engine = create_engine('sqlite://')\n"
+        "Base.metadata.create_all(engine)\n"
+        "with Session(engine) as s:\n"
+        "    build_sample(s)\n"
+        "    rows = s.scalars(select(Appointment).limit(4)).all()\n"
+        "    with sqlaopt.detect('record') as report:\n"
+        "        for a in rows:\n"
+        "            a.client\n"
+        "assert [d.target for d in report.detections] == ['Appointment.client'], report\n"
+    )
+
+
+def _run_script(script: str) -> None:
+    """Run ``script`` in a new interpreter: SQLAlchemy's event flags as an application has
+    them, not as the test session left them."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_detector_leaves_connection_events_off() -> None:
+    """Any Connection listener, even removed, makes SQLAlchemy dispatch Connection events on
+    every statement from then on (about 10 µs a lazy load): sqlaopt listens to dialect events."""
+    _run_script(
+        "import sqlaopt\n"
+        "from sqlalchemy import Engine, create_engine, text\n"
+        "engine = create_engine('sqlite://')\n"
+        "sqlaopt.install('log')\n"
+        "with sqlaopt.detect('record'), sqlaopt.count_queries() as q, engine.connect() as c:\n"
+        "    c.execute(text('SELECT 1'))\n"
+        "    assert not c._has_events, 'the Connection dispatches events'\n"
+        "sqlaopt.uninstall()\n"
+        "assert q.count == 1 and not Engine._has_events\n"
+    )

@@ -1,4 +1,5 @@
-"""The one SQLAlchemy listener and the per-statement path from event to scope.
+"""The one cursor listener (SQLAlchemy's dialect events) and the per-statement path from event
+to scope.
 
 Hot path budget: every statement of the application passes through :func:`_on_execute`. With
 no scope and no counter open it returns after two ContextVar reads; in a scope it classifies
@@ -32,6 +33,7 @@ from ._orm import (
     STATEMENT,
     Load,
     classify,
+    other_dialect_listeners,
     state_of,
     stop_watching_reads,
     track_flushes,
@@ -90,40 +92,37 @@ carry no scope of their own belong to it."""
 _lock = threading.Lock()
 
 
-def _on_execute(
-    conn: Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: ExecutionContext,
-    executemany: bool,
-) -> tuple[str, Any]:
-    # Registered with retval=True: SQLAlchemy then calls us directly instead of through an
-    # adapter that returns (statement, parameters) for us, one Python call less a statement.
+def _on_execute(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> None:
+    # A dialect event (do_execute, do_executemany): it returns None, so SQLAlchemy goes on to
+    # run the statement itself. Why not a Connection event: see _switch_cursor_hook.
     try:
         for counter in _counters.get():
             counter.add(statement)
         scope = active_scope.get()
         if scope is None and _test_scope is None:  # production: install() alone, no calls
-            scope = conn.__dict__.get(_SCOPE_KEY) if _installed is not None else None
+            scope = context.root_connection.__dict__.get(_SCOPE_KEY) \
+                if _installed is not None else None
             if scope is None:
-                return statement, parameters
+                return
         elif scope is None or scope.closed:
-            scope = _reroute(scope, conn)
+            scope = _reroute(scope, context.root_connection)
             if scope is None:
-                return statement, parameters
+                return
         scope.report.statements += 1
         settings = scope.settings
         if settings.mode != "off":
             if settings.slow_ms is not None:
                 _slow.start(context, scope)
-            if not executemany:
+            if not context.executemany:
                 _observe(scope, context, statement, parameters)
     except NPlusOneError:
         raise
     except Exception as error:  # the detector must never break the application
         internal_error(error)
-    return statement, parameters
+
+
+def _on_execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> None:
+    _on_execute(cursor, statement, None, context)  # one frame more: the walk passes over it
 
 
 def _reroute(scope: Scope | None, conn: Connection | None,
@@ -344,11 +343,37 @@ def _on_begin(session: Session, transaction: SessionTransaction, connection: Con
         internal_error(error)
 
 
+def _on_cursor_execute(conn: Connection, cursor: Any, statement: str, parameters: Any,
+                       context: ExecutionContext, executemany: bool) -> tuple[str, Any]:
+    _on_execute(cursor, statement, parameters, context)
+    return statement, parameters
+
+
+# Dialect events, not Connection ones: the first Connection listener ever registered makes
+# every Connection dispatch its events (Engine._has_events, never reset, even once the
+# listener is removed), which costs a lazy load about 10 µs; a dialect listener costs only its
+# own call. But a dialect listener registered before ours that runs the statement itself
+# (returning True) ends the dispatch before ours, so then the Connection event it is.
+_DIALECT_EVENTS: Final = (("do_execute", _on_execute, False),
+                          ("do_executemany", _on_execute, False),
+                          ("do_execute_no_params", _on_execute_no_params, False))
+_CONNECTION_EVENTS: Final = (("before_cursor_execute", _on_cursor_execute, True),)
+_registered: tuple[tuple[str, Any, bool], ...] = ()  # (event, listener, retval)
+
+
 def _switch_cursor_hook(on: bool) -> None:
+    global _registered
     if on:
-        event.listen(Engine, "before_cursor_execute", _on_execute, retval=True)
+        _registered = _DIALECT_EVENTS
+        if other_dialect_listeners([name for name, _, _ in _DIALECT_EVENTS],
+                                   {listener for _, listener, _ in _DIALECT_EVENTS}):
+            _registered = _CONNECTION_EVENTS
+        for name, listener, retval in _registered:
+            event.listen(Engine, name, listener, retval=retval)
     else:
-        event.remove(Engine, "before_cursor_execute", _on_execute)
+        for name, listener, _ in _registered:
+            event.remove(Engine, name, listener)
+        _registered = ()
     track_flushes(on)
 
 

@@ -1,9 +1,9 @@
 """What kind of load a statement is, read at the cursor level.
 
-This is the only module that reads SQLAlchemy's internals. The detector listens to one Core
-event, ``before_cursor_execute``, because it sees every statement (ORM, Core, flush) with its
-compiled SQL for free and costs about 2 µs a statement, where ``do_orm_execute`` costs 3-5 µs
-and misses Core and flush statements (see docs/design.md). At that level the ORM's context is
+This is the only module that reads SQLAlchemy's internals. The detector listens at the
+cursor (the dialect's ``do_execute`` events), because it sees every statement (ORM, Core,
+flush) with its compiled SQL for free, where ``do_orm_execute`` costs 3-5 µs and misses Core
+and flush statements (see docs/design.md). At that level the ORM's context is
 in the execution options and the compile state:
 
 - ``_sa_orm_load_options._lazy_loaded_from``: the parent ``InstanceState`` of a lazy load
@@ -32,13 +32,13 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Final
 
 from sqlalchemy import Column, event
-from sqlalchemy.engine import ExecutionContext
+from sqlalchemy.engine import Dialect, ExecutionContext
 from sqlalchemy.engine import cursor as _cursor
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, RelationshipProperty, Session
 from sqlalchemy.orm.base import instance_state
@@ -65,6 +65,7 @@ __all__ = [
     "in_list_values",
     "joined_collections",
     "limit_and_offset",
+    "other_dialect_listeners",
     "query_statement",
     "relationships_on",
     "root_key_columns",
@@ -453,6 +454,20 @@ def stop_watching_reads() -> None:
         except KeyError:
             return
         attribute.__class__ = InstrumentedAttribute
+
+
+def other_dialect_listeners(names: Iterable[str], ours: Container[object]) -> bool:
+    """Whether a class-level dialect listener for one of the events ``names`` is registered
+    that is not one of ``ours`` (it would run before a listener registered now, and may end
+    the dispatch). Read from SQLAlchemy's class-level listener registry; True when that cannot
+    be read, as the safe answer."""
+    try:
+        return any(listener not in ours
+                   for name in names
+                   for listeners in getattr(Dialect.dispatch, name)._clslevel.values()
+                   for listener in listeners)
+    except Exception:
+        return True
 
 
 def track_loads(on: bool, listener: Any) -> None:
