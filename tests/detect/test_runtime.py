@@ -331,24 +331,23 @@ def test_bad_input_gets_clear_errors() -> None:
 
 
 def test_count_queries_and_budget(booking_engine: Engine) -> None:
-    session = Session(booking_engine)
-    with sqlaopt.count_queries() as queries:
-        session.execute(text("SELECT 1"))
-        session.scalars(select(User).limit(1)).all()
-        session.add(User(email="new@example.com", name="New", unified_role="client"))
-        session.flush()  # flush statements count too
-        session.rollback()
-    assert queries.count == 3 and queries.statements[0] == "SELECT 1"
-    assert queries.statements[2].startswith("INSERT INTO users")
-    with sqlaopt.assert_max_queries(2):
-        session.execute(text("SELECT 1"))
-    with pytest.raises(sqlaopt.QueryBudgetError) as caught, sqlaopt.assert_max_queries(1):
-        session.execute(text("SELECT 1"))
-        session.execute(text("SELECT 2"))
-    assert caught.value.statements == ["SELECT 1", "SELECT 2"]
-    assert "2 SQL statements ran, the budget is 1" in str(caught.value)
-    assert isinstance(caught.value, sqlaopt.SqlaoptError)
-
+    with Session(booking_engine) as session:  # its connection must not outlive the test
+        with sqlaopt.count_queries() as queries:
+            session.execute(text("SELECT 1"))
+            session.scalars(select(User).limit(1)).all()
+            session.add(User(email="new@example.com", name="New", unified_role="client"))
+            session.flush()  # flush statements count too
+            session.rollback()
+        assert queries.count == 3 and queries.statements[0] == "SELECT 1"
+        assert queries.statements[2].startswith("INSERT INTO users")
+        with sqlaopt.assert_max_queries(2):
+            session.execute(text("SELECT 1"))
+        with pytest.raises(sqlaopt.QueryBudgetError) as caught, sqlaopt.assert_max_queries(1):
+            session.execute(text("SELECT 1"))
+            session.execute(text("SELECT 2"))
+        assert caught.value.statements == ["SELECT 1", "SELECT 2"]
+        assert "2 SQL statements ran, the budget is 1" in str(caught.value)
+        assert isinstance(caught.value, sqlaopt.SqlaoptError)
 
 
 def test_statements_without_parameters_and_executemany_are_counted(

@@ -252,12 +252,10 @@ def _passed_over(module_name: str | None) -> bool:
     """Whether the walk passes over the frames of ``module_name`` when they run before any
     user frame: SQLAlchemy's own and sqlaopt's inner and scope machinery, by the module's file,
     as the walk judges each frame (a generated ``<string>`` function has its module's name)."""
-    passes = _passed_modules.get(module_name)
-    if passes is None:
-        module = sys.modules.get(module_name) if module_name else None
-        filename = getattr(module, "__file__", None)
-        passes = isinstance(filename, str) and _classify(filename) in (_ORM, _OWN)
-        _passed_modules[module_name] = passes
+    module = sys.modules.get(module_name) if module_name else None
+    filename = getattr(module, "__file__", None)
+    passes = isinstance(filename, str) and _classify(filename) in (_ORM, _OWN)
+    _passed_modules[module_name] = passes  # looked up by _first_walked before calling here
     return passes
 
 
@@ -307,6 +305,7 @@ def capture(anchor: FrameType | CodeType | None, skip: int = 2) -> Key | None:
     # and a call per frame on the way out of SQLAlchemy cost about 2 µs a statement.
     # Lines, not f_lasti: once CPython 3.11 specialises a call to a builtin (getattr), the
     # calling frame reports another instruction offset, which split one loop in two.
+    # (3.11 takes the frame at once: no two calls to learn that there is no jump.)
     frame = sys._getframe(skip) if _module_at is None else _frame_at(_first_walked(skip))
     parts: list[int] = []
     at: dict[int, int] = {}  # code id -> its index in parts

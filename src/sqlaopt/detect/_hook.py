@@ -31,6 +31,7 @@ from ._orm import (
     IGNORE,
     LAZY,
     STATEMENT,
+    STATEMENT_LOAD,
     Load,
     classify,
     other_dialect_listeners,
@@ -162,7 +163,7 @@ def _observe(scope: Scope, context: ExecutionContext, statement: str, parameters
         target = load.mapper
     else:
         _eager.watch_rows(scope, context, statement)
-        kind, load = STATEMENT, _STATEMENT
+        kind, load = STATEMENT, STATEMENT_LOAD
         compiled = context.compiled
         target = fingerprint(compiled.string if compiled is not None else statement)
     site = capture(scope.anchor, 3)
@@ -201,8 +202,6 @@ def _batching(scope: Scope, key: tuple[Any, ...], context: ExecutionContext, sta
         scope.repeats.pop(key, None)
     return True
 
-
-_STATEMENT = Load(STATEMENT)
 
 
 def _remember_lineage(scope: Scope, load: Load) -> None:

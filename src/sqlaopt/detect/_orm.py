@@ -51,6 +51,7 @@ __all__ = [
     "IGNORE",
     "LAZY",
     "STATEMENT",
+    "STATEMENT_LOAD",
     "EagerLoad",
     "Load",
     "WatchedAttribute",
@@ -124,7 +125,8 @@ class Load:
         return state.mapper if state is not None else None
 
 
-_STATEMENT = Load(STATEMENT)
+STATEMENT_LOAD: Final = Load(STATEMENT)
+"""The one :class:`Load` of every plain statement (no ORM load to name)."""
 _IGNORE = Load(IGNORE)
 
 # The Session flushing in this context (weakly): set by a before_flush listener, and checked
@@ -173,7 +175,7 @@ def classify(context: ExecutionContext) -> Load:
         return _batched(batched, known)
     load_options = options.get("_sa_orm_load_options")
     if load_options is None:
-        return _STATEMENT if known.reads else _IGNORE
+        return STATEMENT_LOAD if known.reads else _IGNORE
     eager_subquery = "sa_top_level_orm_context" in options
     parent = getattr(load_options, "_lazy_loaded_from", None)
     if parent is not None and not eager_subquery:
@@ -182,7 +184,7 @@ def classify(context: ExecutionContext) -> Load:
         return _IGNORE
     if known.refresh:
         return Load(COLUMN, None, getattr(load_options, "_refresh_state", None))
-    return _STATEMENT
+    return STATEMENT_LOAD
 
 
 def _batched(batched: Any, known: _Compiled) -> Load:
