@@ -4,7 +4,10 @@ Instruction counts do not depend on what else the machine is doing, so this tell
 detector's cost goes even on a loaded machine (timings belong to detector_overhead.py). Each
 condition runs in its own process; callgrind counts only the workload (collection is switched
 on inside one ``functools.reduce`` call that runs it), so sample data, imports and warm-up are
-not counted.
+not counted. With ``--warm`` the workload runs once uncounted first, so what a process pays
+only once (reading the bytecode of each function on the stack, for the loop's line) is left
+out and what every run pays again (a new scope, its detection) is counted: the work that
+detector_overhead.py's repetitions time.
 
 A count depends on where objects land in memory: SQLAlchemy's identity map and sqlaopt's
 tables are keyed by object ids, and their probe lengths change with the heap layout, by up to
@@ -16,6 +19,7 @@ the mean is reported with the spread.
     uv run python benchmarks/probes/instructions.py --workload statement --repeat 300
     uv run python benchmarks/probes/instructions.py --workload load --repeat 1000
     uv run python benchmarks/probes/instructions.py --workload lazy --conditions log,record
+    uv run python benchmarks/probes/instructions.py --workload lazy --conditions log,record --warm
     # other sources (another checkout's src), the same harness:
     PYTHONPATH=/tmp/v01/src uv run --no-sync python benchmarks/probes/instructions.py ...
 """
@@ -35,7 +39,8 @@ CONDITIONS = ("none", "log", "log10", "record", "test")
 HERE = Path(__file__).resolve()
 
 
-def run_workload(condition: str, workload: str, repeat: int, padding: int) -> None:
+def run_workload(condition: str, workload: str, repeat: int, padding: int,
+                 warm: bool = False) -> None:
     import contextlib
     import functools
     import gc
@@ -54,15 +59,18 @@ def run_workload(condition: str, workload: str, repeat: int, padding: int) -> No
     with Session(engine) as s:
         build_sample(s, SampleSize(organizations=1, barbers=4, clients=50, appointments=max(
             repeat, 300)))
-    scope: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+    def scope() -> contextlib.AbstractContextManager[object]:
+        if condition == "record":  # as detector_overhead.py: unused eager loads not watched
+            return sqlaopt.detect("record", unused_eager=False)
+        if condition == "test":  # the defaults of a test under the pytest plugin
+            return sqlaopt.detect("record")
+        return contextlib.nullcontext()
+
     if condition == "log":
         sqlaopt.install("log")
     elif condition == "log10":
         sqlaopt.install("log", sample_rate=0.1)
-    elif condition == "record":  # as detector_overhead.py: unused eager loads not watched
-        scope = sqlaopt.detect("record", unused_eager=False)
-    elif condition == "test":  # the defaults of a test under the pytest plugin
-        scope = sqlaopt.detect("record")
     with Session(engine) as s:  # warm SQLAlchemy's caches outside the counted part
         s.execute(select(Appointment.status).where(Appointment.id == 1)).one()
         for a in s.scalars(select(Appointment).limit(2)).all():
@@ -75,7 +83,7 @@ def run_workload(condition: str, workload: str, repeat: int, padding: int) -> No
     gc.disable()
 
     def counted(_: object, __: object) -> None:
-        with scope, Session(engine) as s:
+        with scope(), Session(engine) as s:
             if workload == "statement":
                 for i in range(repeat):
                     s.execute(select(Appointment.status).where(Appointment.id == i % 300 + 1)
@@ -90,15 +98,19 @@ def run_workload(condition: str, workload: str, repeat: int, padding: int) -> No
                 for a in rows:
                     a.payment  # noqa: B018
 
+    if warm:  # once uncounted: what each run pays again (a new scope) is counted, not what
+        counted(None, None)  # a process pays once (reading the loop's bytecode)
+        gc.collect()
     functools.reduce(counted, [None, None])  # callgrind counts inside this call only
     del shift
 
 
-def count(condition: str, workload: str, repeat: int, padding: int) -> int:
+def count(condition: str, workload: str, repeat: int, padding: int, warm: bool) -> int:
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          "--toggle-collect=functools_reduce", sys.executable, str(HERE), "--run", condition,
-         "--workload", workload, "--repeat", str(repeat), "--paddings", str(padding)],
+         "--workload", workload, "--repeat", str(repeat), "--paddings", str(padding),
+         *(["--warm"] if warm else [])],
         capture_output=True, text=True, check=True,
         # String hashes decide dict and set layouts, hence instruction counts: fix them.
         env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -116,12 +128,15 @@ def main() -> None:
                         help=f"comma-separated, from: {', '.join(CONDITIONS)} (none is always run)")
     parser.add_argument("--paddings", default="0,700,1500,4000",
                         help="heap layouts to average over (objects allocated first)")
+    parser.add_argument("--warm", action="store_true",
+                        help="run the workload once uncounted first: count what every run "
+                        "pays, not what the first run in a process pays once")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind processes at once")
     parser.add_argument("--run", choices=CONDITIONS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     paddings = [int(p) for p in args.paddings.split(",")]
     if args.run:
-        run_workload(args.run, args.workload, args.repeat, paddings[0])
+        run_workload(args.run, args.workload, args.repeat, paddings[0], args.warm)
         return
     conditions = ["none", *(c for c in args.conditions.split(",") if c != "none")]
     unknown = set(conditions) - set(CONDITIONS)
@@ -129,14 +144,15 @@ def main() -> None:
         parser.error(f"unknown condition(s) {sorted(unknown)}; accepted: {', '.join(CONDITIONS)}")
     runs = [(c, p) for c in conditions for p in paddings]
     with ThreadPoolExecutor(args.jobs) as pool:
-        totals = list(pool.map(lambda run: count(run[0], args.workload, args.repeat, run[1]),
-                               runs))
+        totals = list(pool.map(
+            lambda run: count(run[0], args.workload, args.repeat, run[1], args.warm), runs))
     per: dict[str, list[float]] = {}
     for (condition, _), total in zip(runs, totals, strict=True):
         per.setdefault(condition, []).append(total / args.repeat)
     base = statistics.mean(per["none"])
     print(f"{args.workload} workload, instructions per iteration (callgrind), "
-          f"{args.repeat} iterations, mean over paddings {paddings}:")
+          f"{args.repeat} iterations{', warm' if args.warm else ''}, mean over paddings "
+          f"{paddings}:")
     for condition, values in per.items():
         mean = statistics.mean(values)
         print(f"  {condition:7} {mean:12,.0f}  +{mean - base:9,.0f}  ratio {mean / base:.3f}"
