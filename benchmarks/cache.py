@@ -92,6 +92,10 @@ def installed(backend: str | None, namespace: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def not_installed() -> Iterator[None]:
+    """SQLAlchemy as an application without the cache has it: the cache's Connection listeners
+    (commit, rollback, savepoints), once registered, leave ``Engine._has_events`` set for good,
+    and every Connection then dispatches its events on every statement."""
+    Engine._has_events = False
     yield
 
 
