@@ -49,12 +49,11 @@ def asked_at(code: CodeType) -> int:
     return ranges[-1][1] if ranges else len(code.co_code) - 2
 
 
-def read_cold(loops: ModuleType, codes: list[CodeType]) -> None:
+def read_cold(loops: ModuleType, asked: list[tuple[CodeType, int]]) -> None:
     for value in vars(loops).values():  # every lru_cache of the module
         if hasattr(value, "cache_clear"):
             value.cache_clear()
-    for code in codes:  # what the detector asks of a frame (describe, activations)
-        at = asked_at(code)
+    for code, at in asked:  # what the detector asks of a frame (describe, activations)
         if loops.loop_line(code, at) is not None:
             loops.returns_call(code, at)
         loops.loop_variable(code, at)
@@ -65,16 +64,15 @@ def main() -> None:
     parser.add_argument("--against", required=True, metavar="REVISION")
     parser.add_argument("--reps", type=int, default=40)
     args = parser.parse_args()
-    for _ in map(asked_at, IN_LOOPS + NO_LOOPS):  # read once here, outside the timing
-        pass
     conditions = {args.against: module_at(args.against), "today": _loops}
     for label, codes in (("in loops", IN_LOOPS), ("without loops", NO_LOOPS)):
+        asked = [(code, asked_at(code)) for code in codes]  # found outside the timing
         times: dict[str, list[float]] = {name: [] for name in conditions}
         for rep in range(args.reps):
             for name in list(conditions)[:: 1 if rep % 2 else -1]:
                 gc.collect()
                 start = time.process_time()
-                read_cold(conditions[name], codes)
+                read_cold(conditions[name], asked)
                 times[name].append(time.process_time() - start)
         older, today = times[args.against], times["today"]
         per_code = {name: statistics.median(t) * 1e6 / len(codes) for name, t in times.items()}

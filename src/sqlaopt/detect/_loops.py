@@ -10,7 +10,7 @@ from __future__ import annotations
 import dis
 from functools import lru_cache
 from types import CodeType
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 __all__ = ["loop_line", "loop_variable", "returns_call"]
 
@@ -30,12 +30,15 @@ class _Bytecode(NamedTuple):
     returning_calls: frozenset[int]
 
 
+_NO_LOOPS: Final = _Bytecode((), {}, frozenset())
+
+
 @lru_cache(maxsize=1024)
 def _read(code: CodeType) -> _Bytecode:
     instructions = list(dis.get_instructions(code))
     ranges = _loop_ranges(instructions)
     if not ranges:  # the rest is asked only of an instruction inside a loop
-        return _Bytecode((), {}, frozenset())
+        return _NO_LOOPS
     return _Bytecode(ranges, _loop_variables(instructions), _returning_calls(instructions))
 
 
