@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import time
 from decimal import Decimal
 
@@ -90,6 +92,37 @@ def test_savepoints_merge_into_their_parent_or_vanish(db: Engine, installed: str
     assert cache.stats().invalidations == 1
     with Session(db) as session:
         assert total(session) == before + Decimal("7.00")
+
+
+def test_the_cache_leaves_connection_events_off() -> None:
+    """Any Connection listener, even removed, makes SQLAlchemy dispatch Connection events on
+    every statement from then on: the cache sees commits, rollbacks and savepoints through the
+    dialect's own methods, and uninstall() puts those back."""
+    script = (
+        "import sqlaopt.cache as cache\n"
+        "from sqlalchemy import Engine, create_engine, text\n"
+        "engine = create_engine('sqlite://')\n"
+        "original = {n: getattr(engine.dialect, n) for n in ('do_commit', 'do_rollback')}\n"
+        "cache.install()\n"
+        "with engine.connect() as c:\n"
+        "    c.execute(text('CREATE TABLE t (x INTEGER)'))\n"
+        "    c.commit()\n"
+        "    with c.begin_nested():\n"
+        "        c.execute(text('INSERT INTO t VALUES (1)'))\n"
+        "    c.commit()\n"
+        "    c.execute(text('SELECT x FROM t').execution_options(sqlaopt_cache=60,\n"
+        "                                                       sqlaopt_tables=('t',)))\n"
+        "    c.rollback()\n"
+        "    assert not c._has_events, 'the Connection dispatches events'\n"
+        "    assert engine.dialect.__dict__.get('do_commit') is not None\n"
+        "assert cache.stats().invalidations == 2, cache.stats()  # the DDL and the INSERT\n"
+        "cache.uninstall()\n"
+        "assert not Engine._has_events\n"
+        "assert {n: getattr(engine.dialect, n) for n in original} == original\n"
+        "assert not {'do_commit', 'do_savepoint'} & set(vars(engine.dialect))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_uncommitted_writes_are_seen_by_their_session_only(db: Engine, installed: str) -> None:

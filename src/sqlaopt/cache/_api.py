@@ -16,27 +16,16 @@ from ._state import stats as _stats
 from ._statements import check_namespace, on_execute, on_execute_no_params, on_executemany
 from ._store import Store, current, set_current
 from ._tables import ALL, declared
-from ._transactions import (
-    on_commit,
-    on_release_savepoint,
-    on_rollback,
-    on_rollback_savepoint,
-    on_savepoint,
-    restore_dialects,
-    set_bump,
-)
+from ._transactions import restore_dialects, set_bump
 
 __all__ = ["bypass", "clear", "install", "invalidate", "stats", "uninstall"]
 
+# Dialect events only: a Connection event would make every Connection of the process
+# dispatch its events on every statement, for good (see _transactions).
 _EVENTS = (
     ("do_execute", on_execute),
     ("do_executemany", on_executemany),
     ("do_execute_no_params", on_execute_no_params),
-    ("commit", on_commit),
-    ("rollback", on_rollback),
-    ("savepoint", on_savepoint),
-    ("rollback_savepoint", on_rollback_savepoint),
-    ("release_savepoint", on_release_savepoint),
 )
 _lock = threading.Lock()
 

@@ -46,7 +46,7 @@ from ._snapshot import autocommit, fresh
 from ._state import Recording, bypassing, count, logger, recordings
 from ._store import FAILED, Store, current
 from ._tables import ALL, Pair, declared, qualify, reads, text_reads, text_writes, writes
-from ._transactions import pending, record
+from ._transactions import pending, record, watch
 
 __all__ = [
     "FORMAT",
@@ -100,6 +100,7 @@ def check_namespace(value: object, what: str) -> str:
 
 def on_execute(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
     """``do_execute``: writes are noted, cached reads served or filled; True when handled."""
+    watch(context.dialect)
     written = _written(statement, context)
     if written is not None:
         return _on_write(context, written, lambda: context.dialect.do_execute(
@@ -112,6 +113,7 @@ def on_execute(cursor: Any, statement: str, parameters: Any, context: ExecutionC
 
 def on_executemany(cursor: Any, statement: str, parameters: Any,
                    context: ExecutionContext) -> bool:
+    watch(context.dialect)
     written = _written(statement, context)
     if written is None:
         return False
@@ -122,6 +124,7 @@ def on_executemany(cursor: Any, statement: str, parameters: Any,
 def on_execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> bool:
     """Driver SQL run with ``no_parameters=True``: never served from the cache, but its
     writes are noted and a cached function running it records its tables."""
+    watch(context.dialect)
     written = _written(statement, context)
     if written is not None:
         return _on_write(context, written, lambda: context.dialect.do_execute_no_params(

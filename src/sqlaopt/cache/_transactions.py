@@ -1,12 +1,20 @@
 """Writes waiting for their transaction: bumped after the database commits, dropped on rollback.
 
-Each Connection with writes carries a :class:`Pending`: the tables written, one frame per open
-savepoint (released: merged into the frame below; rolled back: dropped). SQLAlchemy's
-``commit`` event fires *before* the database commits, and bumping there is the cachalot bug
-(a reader can re-cache the old rows between the bump and the commit), so the commit event
-only hands the tables to the connection's pool record, and the dialect's ``do_commit`` (the
-call that commits, wrapped per dialect while writes wait) bumps them after it returns. A
-commit that raises bumps too: its outcome is unknown.
+Each DBAPI connection with writes carries a :class:`Pending` in its pool entry's ``info``: the
+tables written, one frame per open savepoint (released: merged into the frame below; rolled
+back: dropped). The transaction's end and its savepoints are seen by wrapping the dialect's
+own methods (``do_commit``, ``do_rollback``, ``do_savepoint``, ``do_release_savepoint``,
+``do_rollback_to_savepoint``), per dialect, from the first statement the cache sees on it:
+
+- not Connection events: the first Connection listener ever registered makes every
+  Connection dispatch its events on every statement for the rest of the process
+  (``Engine._has_events``, never reset), about 4 µs a statement (docs/benchmarks.md);
+- ``do_commit`` is where the bump belongs: after it returns the database has committed.
+  SQLAlchemy's ``commit`` event fires *before*, and bumping there is the cachalot bug (a
+  reader can re-cache the old rows between the bump and the commit). A commit that raises
+  bumps too: its outcome is unknown;
+- a pool that commits or rolls back a connection handed back to it goes through the same
+  methods, and a reconnect empties the entry's ``info``.
 
 Open transactions with writes are also listed per thread / asyncio task, so a cached function
 called after its caller's uncommitted writes can tell (see ``_functions``).
@@ -27,19 +35,14 @@ from .._lanes import lane
 __all__ = [
     "Pending",
     "lane_pending",
-    "on_commit",
-    "on_release_savepoint",
-    "on_rollback",
-    "on_rollback_savepoint",
-    "on_savepoint",
     "pending",
     "record",
     "restore_dialects",
     "set_bump",
+    "watch",
 ]
 
-_KEY = "_sqlaopt_cache_pending"
-_COMMITTING = "sqlaopt_cache_committing"
+_KEY = "sqlaopt_cache_pending"
 
 Bump = Callable[[frozenset[str], bool], None]
 
@@ -82,10 +85,9 @@ class Pending:
         """Close the innermost savepoint: its writes join the frame below when released, and
         vanish when rolled back.
 
-        SQLAlchemy names an automatic savepoint only after the ``savepoint`` event, so frames
-        go by position. Rolling back an outer savepoint while inner ones are open sends one
-        event: the innermost frame goes (its writes were all rolled back) and the outer one
-        stays; its writes are then bumped needlessly at commit, never missed.
+        Frames go by position. Rolling back an outer savepoint while inner ones are open is
+        one call: the innermost frame goes (its writes were all rolled back) and the outer
+        one stays; its writes are then bumped needlessly at commit, never missed.
         """
         if len(self.frames) > 1:
             closing = self.frames.pop()
@@ -97,16 +99,18 @@ _writers: weakref.WeakSet[Pending] = weakref.WeakSet()
 """Open transactions with writes, for :func:`lane_pending`."""
 
 
-def _pending(connection: Connection, create: bool) -> Pending | None:
-    found: Pending | None = connection.__dict__.get(_KEY)
+def _pending(info: dict[str, Any], create: bool) -> Pending | None:
+    """The writes waiting in the transaction of the DBAPI connection whose pool entry's
+    ``info`` this is."""
+    found: Pending | None = info.get(_KEY)
     if found is None and create:
-        found = connection.__dict__[_KEY] = Pending()
+        found = info[_KEY] = Pending()
     return found
 
 
 def record(connection: Connection, tables: frozenset[str]) -> None:
     """Note writes to ``tables`` in the connection's open transaction."""
-    found = _pending(connection, create=True)
+    found = _pending(connection.connection.info, create=True)
     assert found is not None
     found.frames[-1].update(tables)
     found.lanes.add(lane())
@@ -115,7 +119,7 @@ def record(connection: Connection, tables: frozenset[str]) -> None:
 
 def pending(connection: Connection) -> frozenset[str]:
     """Tables this connection's transaction wrote and has not committed."""
-    found = _pending(connection, create=False)
+    found = _pending(connection.connection.info, create=False)
     return found.tables() if found is not None else frozenset()
 
 
@@ -130,77 +134,91 @@ def lane_pending(tables: frozenset[str]) -> bool:
     return False
 
 
-# ------------------------------------------------------------------------------- events
+# ------------------------------------------------------------- the dialect's methods
 
-
-def on_savepoint(connection: Connection, name: str) -> None:
-    found = _pending(connection, create=True)
-    assert found is not None
-    found.frames.append(set())
-
-
-def on_release_savepoint(connection: Connection, name: str, context: Any) -> None:
-    found = _pending(connection, create=False)
-    if found is not None:
-        found.close_savepoint(keep=True)
-
-
-def on_rollback_savepoint(connection: Connection, name: str, context: Any) -> None:
-    found = _pending(connection, create=False)
-    if found is not None:
-        found.close_savepoint(keep=False)
-
-
-def on_rollback(connection: Connection) -> None:
-    found = _pending(connection, create=False)
-    if found is not None:
-        found.clear()
-
-
-def on_commit(connection: Connection) -> None:
-    """Hand the transaction's tables to the commit that is about to happen."""
-    found = _pending(connection, create=False)
-    if found is None:
-        return
-    tables = found.tables()
-    found.clear()
-    if tables:
-        _wrap(connection.dialect)
-        connection.connection.info[_COMMITTING] = tables
-
-
-# ----------------------------------------------------------------------- after the commit
-
-_wrapped: weakref.WeakKeyDictionary[Dialect, Callable[[Any], None]] = (
+_WATCHED = "_sqlaopt_cache_watched"  # in a watched dialect's __dict__: the one check per statement
+_wrapped: weakref.WeakKeyDictionary[Dialect, dict[str, Callable[..., None]]] = (
     weakref.WeakKeyDictionary())
 _wrap_lock = threading.Lock()
 
 
-def _wrap(dialect: Dialect) -> None:
-    if dialect in _wrapped:
+def watch(dialect: Dialect) -> None:
+    """See this dialect's commits, rollbacks and savepoints from now on (at a statement)."""
+    if _WATCHED in dialect.__dict__:
         return
     with _wrap_lock:
-        if dialect in _wrapped:
+        if _WATCHED in dialect.__dict__:
             return
-        original = dialect.do_commit
-        in_greenlet = dialect.is_async
+        wrappers = _wrappers(dialect)
+        for name, wrapper in wrappers.items():
+            setattr(dialect, name, wrapper)
+        _wrapped[dialect] = wrappers
+        dialect.__dict__[_WATCHED] = True
 
-        def do_commit(dbapi_connection: Any) -> None:
-            committing = dbapi_connection.info.pop(_COMMITTING, None)
-            try:
-                original(dbapi_connection)
-            finally:
-                if committing:
-                    _bump(committing, in_greenlet)
 
-        dialect.do_commit = do_commit  # type: ignore[method-assign]
-        _wrapped[dialect] = do_commit
+def _wrappers(dialect: Dialect) -> dict[str, Callable[..., None]]:
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+    savepoint, release = dialect.do_savepoint, dialect.do_release_savepoint
+    rollback_to = dialect.do_rollback_to_savepoint
+    in_greenlet = dialect.is_async
+
+    def do_commit(dbapi_connection: Any) -> None:
+        found = _pending(_info_of(dbapi_connection), create=False)
+        tables = found.tables() if found is not None else frozenset()
+        if found is not None:
+            found.clear()
+        try:
+            commit(dbapi_connection)
+        finally:
+            if tables:
+                _bump(tables, in_greenlet)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        found = _pending(_info_of(dbapi_connection), create=False)
+        if found is not None:
+            found.clear()
+        rollback(dbapi_connection)
+
+    def do_savepoint(connection: Connection, name: str) -> None:
+        found = _pending(connection.connection.info, create=True)
+        assert found is not None
+        found.frames.append(set())
+        savepoint(connection, name)
+
+    def do_release_savepoint(connection: Connection, name: str) -> None:
+        found = _pending(connection.connection.info, create=False)
+        if found is not None:
+            found.close_savepoint(keep=True)
+        release(connection, name)
+
+    def do_rollback_to_savepoint(connection: Connection, name: str) -> None:
+        found = _pending(connection.connection.info, create=False)
+        if found is not None:
+            found.close_savepoint(keep=False)
+        rollback_to(connection, name)
+
+    return {"do_commit": do_commit, "do_rollback": do_rollback, "do_savepoint": do_savepoint,
+            "do_release_savepoint": do_release_savepoint,
+            "do_rollback_to_savepoint": do_rollback_to_savepoint}
+
+
+def _info_of(dbapi_connection: Any) -> dict[str, Any]:
+    """The pool entry's ``info`` of the connection a commit or rollback is given (SQLAlchemy
+    passes its pool's proxy; a bare DBAPI connection, or the adapter SQLAlchemy's first
+    connect passes, has none: nothing waits on it)."""
+    try:
+        info = dbapi_connection.info
+    except Exception:  # AttributeError; NotImplementedError from an abstract pool entry
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def restore_dialects() -> None:
-    """Remove the ``do_commit`` wrappers (on uninstall)."""
+    """Remove the wrappers (on uninstall)."""
     with _wrap_lock:
-        for dialect, wrapper in list(_wrapped.items()):
-            if dialect.__dict__.get("do_commit") is wrapper:
-                del dialect.__dict__["do_commit"]
+        for dialect, wrappers in list(_wrapped.items()):
+            for name, wrapper in wrappers.items():
+                if dialect.__dict__.get(name) is wrapper:
+                    del dialect.__dict__[name]
+            dialect.__dict__.pop(_WATCHED, None)
         _wrapped.clear()
