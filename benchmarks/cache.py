@@ -92,9 +92,10 @@ def installed(backend: str | None, namespace: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def not_installed() -> Iterator[None]:
-    """SQLAlchemy as an application without the cache has it: the cache's Connection listeners
-    (commit, rollback, savepoints), once registered, leave ``Engine._has_events`` set for good,
-    and every Connection then dispatches its events on every statement."""
+    """SQLAlchemy as an application without the cache has it: no Connection events. Any
+    Connection listener, once registered, leaves ``Engine._has_events`` set for good and every
+    Connection then dispatches its events on every statement; the cache registered some until
+    2026-12-02, and a baseline run after it paid for them (docs/benchmarks.md section 5)."""
     Engine._has_events = False
     yield
 

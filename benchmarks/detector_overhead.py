@@ -92,11 +92,8 @@ WORKLOADS: dict[str, Workload] = {
 
 @contextlib.contextmanager
 def no_detector() -> Iterator[None]:
-    """SQLAlchemy as an application without any listener has it. A Connection listener, once
-    registered, leaves ``Engine._has_events`` set for good (removing it does not reset it), and
-    every Connection then dispatches its events, about 10 µs a lazy load: a detector that
-    listens there would otherwise be compared against a baseline that pays for it too."""
-    Engine._has_events = False
+    """SQLAlchemy as an application without any listener has it (``measure`` switches the
+    Connection events a previous condition left on off first)."""
     yield
 
 
@@ -187,7 +184,11 @@ def measure(engine: Engine, conditions: dict[str, Callable[[], Any]], reps: int,
         for workload_name, workload in workloads.items():
             for name in order:
                 gc.collect()  # garbage left by the previous run must not be collected in this one
-                Engine._has_events = False  # as no_detector(): set by an older version's hook
+                # A Connection listener, once registered, leaves Engine._has_events set for
+                # good (removing it does not reset it) and every Connection then dispatches
+                # its events, about 10 µs a lazy load: no condition pays for another's (an
+                # older version's hook, the baseline after any of them).
+                Engine._has_events = False
                 with conditions[name]():
                     gc.disable()
                     try:

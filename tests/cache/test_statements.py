@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
-import sys
 import time
 from decimal import Decimal
 
@@ -31,6 +29,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 import sqlaopt.cache as cache
 from sqlaopt.booking.models import Appointment, Payment, User
+from tests.scripts import run_in_new_interpreter
 
 from ._support import add_payment, cached, counters, payments, since, text_total, total
 from .conftest import DatabaseCalls, fresh_schema
@@ -121,8 +120,7 @@ def test_the_cache_leaves_connection_events_off() -> None:
         "assert {n: getattr(engine.dialect, n) for n in original} == original\n"
         "assert not {'do_commit', 'do_savepoint'} & set(vars(engine.dialect))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_in_new_interpreter(script)
 
 
 def test_uncommitted_writes_are_seen_by_their_session_only(db: Engine, installed: str) -> None:

@@ -23,6 +23,7 @@ from sqlaopt._lanes import lane
 from sqlaopt.booking import build_sample
 from sqlaopt.booking.models import Appointment, Base, User
 from sqlaopt.detect import _orm
+from tests.scripts import run_in_new_interpreter
 
 from .conftest import kinds, nplusone_records
 
@@ -367,7 +368,7 @@ def test_statements_without_parameters_and_executemany_are_counted(
 def test_a_dialect_listener_that_runs_statements_itself_hides_none() -> None:
     """An application listener registered first that runs the statement and returns True ends
     SQLAlchemy's dispatch: sqlaopt's listener goes first in line."""
-    _run_script(
+    run_in_new_interpreter(
         "import sqlaopt\n"
         "from sqlalchemy import Engine, create_engine, event, select\n"
         "from sqlalchemy.orm import Session\n"
@@ -389,19 +390,10 @@ def test_a_dialect_listener_that_runs_statements_itself_hides_none() -> None:
     )
 
 
-def _run_script(script: str) -> None:
-    """Run ``script`` in a new interpreter: SQLAlchemy's event flags as an application has
-    them, not as the test session left them."""
-    import subprocess
-    import sys
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
 def test_the_detector_leaves_connection_events_off() -> None:
     """Any Connection listener, even removed, makes SQLAlchemy dispatch Connection events on
     every statement from then on (about 10 µs a lazy load): sqlaopt listens to dialect events."""
-    _run_script(
+    run_in_new_interpreter(
         "import sqlaopt\n"
         "from sqlalchemy import Engine, create_engine, text\n"
         "engine = create_engine('sqlite://')\n"

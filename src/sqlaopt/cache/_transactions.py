@@ -136,18 +136,22 @@ def lane_pending(tables: frozenset[str]) -> bool:
 
 # ------------------------------------------------------------- the dialect's methods
 
-_WATCHED = "_sqlaopt_cache_watched"  # in a watched dialect's __dict__: the one check per statement
+# The flag in a watched dialect's __dict__ is the per-statement check (a weak-key lookup
+# makes a weak reference each time); _wrapped keeps the wrappers for uninstall.
+_WATCHED = "_sqlaopt_cache_watched"
 _wrapped: weakref.WeakKeyDictionary[Dialect, dict[str, Callable[..., None]]] = (
     weakref.WeakKeyDictionary())
 _wrap_lock = threading.Lock()
 
 
 def watch(dialect: Dialect) -> None:
-    """See this dialect's commits, rollbacks and savepoints from now on (at a statement)."""
+    """See this dialect's commits, rollbacks and savepoints from now on. Called at every
+    statement, not only at writes: a savepoint opened before the first write needs its frame
+    (a test that writes first inside ``begin_nested()`` and rolls it back)."""
     if _WATCHED in dialect.__dict__:
         return
     with _wrap_lock:
-        if _WATCHED in dialect.__dict__:
+        if dialect in _wrapped:
             return
         wrappers = _wrappers(dialect)
         for name, wrapper in wrappers.items():
@@ -203,14 +207,15 @@ def _wrappers(dialect: Dialect) -> dict[str, Callable[..., None]]:
 
 
 def _info_of(dbapi_connection: Any) -> dict[str, Any]:
-    """The pool entry's ``info`` of the connection a commit or rollback is given (SQLAlchemy
-    passes its pool's proxy; a bare DBAPI connection, or the adapter SQLAlchemy's first
-    connect passes, has none: nothing waits on it)."""
+    """The pool entry's ``info`` of the connection a commit or rollback is given: SQLAlchemy
+    passes its pool's proxy. Writes can wait only there (``record``); the ad hoc proxy of the
+    engine's first connect, whose ``info`` is not implemented, or a bare DBAPI connection, has
+    none waiting."""
     try:
-        info = dbapi_connection.info
-    except Exception:  # AttributeError; NotImplementedError from an abstract pool entry
+        info: dict[str, Any] = dbapi_connection.info
+    except (AttributeError, NotImplementedError):
         return {}
-    return info if isinstance(info, dict) else {}
+    return info
 
 
 def restore_dialects() -> None:

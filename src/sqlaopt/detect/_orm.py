@@ -468,7 +468,7 @@ def other_dialect_listeners(names: Iterable[str], ours: Container[object]) -> bo
                    for name in names
                    for listeners in getattr(Dialect.dispatch, name)._clslevel.values()
                    for listener in listeners)
-    except Exception:
+    except (AttributeError, TypeError):  # a SQLAlchemy whose registry is shaped otherwise
         return True
 
 
